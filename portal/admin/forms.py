@@ -1,0 +1,41 @@
+"""Forms for organizations and invitations."""
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+
+from portal.core.permissions import Role
+from portal.core.validators import US_STATES, strip_filter, validate_npi
+from portal.partners.models import OrganizationKind
+
+
+class OrganizationForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[strip_filter])
+    kind = SelectField("Kind", choices=[(k.value, k.label) for k in OrganizationKind],
+                       validators=[DataRequired()])
+    city = StringField("City", validators=[Optional(), Length(max=100)], filters=[strip_filter])
+    us_state = SelectField("State", choices=[("", "—")] + [(s, s) for s in US_STATES],
+                           validators=[Optional()])
+    npi = StringField("Organization NPI", validators=[Optional(), validate_npi], filters=[strip_filter])
+    submit = SubmitField("Create organization")
+
+
+class InviteForm(FlaskForm):
+    full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)], filters=[strip_filter])
+    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)], filters=[strip_filter])
+    role = SelectField("Role", validators=[DataRequired()])
+    npi = StringField("NPI (clinicians)", validators=[Optional(), validate_npi], filters=[strip_filter])
+    submit = SubmitField("Send invitation")
+
+    def __init__(self, roles: list[Role], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.role.choices = [(r.value, r.label) for r in roles]
+
+
+class AdminInviteForm(InviteForm):
+    organization = SelectField("Organization", validators=[Optional()],
+                               description="Required for partner roles; leave empty for practice staff.")
+
+    def __init__(self, organizations, *args, **kwargs):
+        super().__init__(list(Role), *args, **kwargs)
+        self.organization.choices = [("", "— Practice staff —")] + [
+            (str(o.public_id), o.name) for o in organizations]

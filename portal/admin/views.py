@@ -1,0 +1,117 @@
+"""Practice administration: organizations and user accounts."""
+import uuid
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from portal.admin.forms import AdminInviteForm, OrganizationForm
+from portal.audit.services import AuditAction, record
+from portal.auth import services as accounts
+from portal.auth.models import User
+from portal.auth.queries import get_visible_user_or_404, visible_users
+from portal.core.permissions import Permission, Role, requires
+from portal.extensions import db
+from portal.partners.models import Organization, OrganizationKind
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.get("/")
+@requires(Permission.ADMIN_HOME)
+def home():
+    counts = dict(db.session.execute(select(User.role, func.count()).group_by(User.role)).all())
+    organizations = db.session.scalar(select(func.count()).select_from(Organization))
+    pending = db.session.scalar(select(func.count()).select_from(User).where(User.password_hash.is_(None)))
+    return render_template("admin/home.html", counts=counts, organizations=organizations, pending=pending)
+
+
+@bp.route("/organizations", methods=["GET", "POST"])
+@requires(Permission.ORGANIZATIONS_MANAGE)
+def organizations():
+    form = OrganizationForm()
+    if form.validate_on_submit():
+        if db.session.scalar(select(Organization).where(func.lower(Organization.name) == form.name.data.lower())):
+            form.name.errors.append("An organization with this name already exists.")
+        else:
+            org = Organization(name=form.name.data, kind=OrganizationKind(form.kind.data),
+                               city=form.city.data or None, us_state=form.us_state.data or None,
+                               npi=form.npi.data or None)
+            db.session.add(org)
+            db.session.flush()
+            record(AuditAction.ORGANIZATION_CREATED, actor=current_user, obj=org)
+            flash(f"Organization “{org.name}” created. Invite its first partner admin below.", "success")
+            return redirect(url_for("admin.organization", org_id=org.public_id))
+    orgs = db.session.execute(
+        select(Organization, func.count(User.id))
+        .outerjoin(User, User.organization_id == Organization.id)
+        .group_by(Organization.id).order_by(Organization.name)).all()
+    return render_template("admin/organizations.html", form=form, orgs=orgs)
+
+
+@bp.get("/organizations/<uuid:org_id>")
+@requires(Permission.ORGANIZATIONS_MANAGE)
+def organization(org_id: uuid.UUID):
+    org = db.first_or_404(select(Organization).where(Organization.public_id == org_id))
+    members = db.session.scalars(select(User).where(User.organization_id == org.id).order_by(User.full_name)).all()
+    form = _invite_form(organization=str(org.public_id))
+    return render_template("admin/organization.html", org=org, members=members, form=form)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@requires(Permission.USERS_MANAGE)
+def users():
+    form = _invite_form()
+    if form.validate_on_submit():
+        org = None
+        if form.organization.data:
+            org = db.session.scalar(select(Organization).where(
+                Organization.public_id == _uuid_or_none(form.organization.data)))
+            if org is None:
+                form.organization.errors.append("Choose an organization from the list.")
+        if not form.errors:
+            try:
+                user = accounts.invite_user(current_user, email=form.email.data, full_name=form.full_name.data,
+                                            role=Role(form.role.data), organization=org, npi=form.npi.data)
+            except accounts.AccountError as exc:
+                form.email.errors.append(str(exc))
+            else:
+                flash(f"Invitation sent to {user.email}.", "success")
+                return redirect(url_for("admin.users"))
+    all_users = db.session.scalars(visible_users(current_user)).all()
+    return render_template("admin/users.html", form=form, users=all_users)
+
+
+@bp.post("/users/<uuid:user_id>/deactivate")
+@requires(Permission.USERS_MANAGE)
+def deactivate_user(user_id: uuid.UUID):
+    return set_enabled_and_return(user_id, False, "admin.users")
+
+
+@bp.post("/users/<uuid:user_id>/reactivate")
+@requires(Permission.USERS_MANAGE)
+def reactivate_user(user_id: uuid.UUID):
+    return set_enabled_and_return(user_id, True, "admin.users")
+
+
+def set_enabled_and_return(user_id: uuid.UUID, enabled: bool, back: str):
+    """Shared by admins and partner admins; the scoped query decides who is reachable."""
+    user = get_visible_user_or_404(current_user, user_id)
+    try:
+        accounts.set_enabled(current_user, user, enabled)
+        flash(f"{user.full_name} is now {'active' if enabled else 'deactivated'}.", "success")
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for(back))
+
+
+def _invite_form(**defaults) -> AdminInviteForm:
+    orgs = db.session.scalars(select(Organization).order_by(Organization.name)).all()
+    return AdminInviteForm(orgs, **defaults)
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

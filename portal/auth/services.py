@@ -1,0 +1,166 @@
+"""Sign-in, lockout, invitations, password reset and account lifecycle."""
+import secrets
+from datetime import timedelta
+
+from flask import current_app, url_for
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, select
+
+from portal.audit.services import AuditAction, record
+from portal.auth.models import AccountToken, TokenPurpose, User, token_digest
+from portal.auth.passwords import hash_password, needs_rehash, verify_password
+from portal.auth.sessions import end_all_sessions
+from portal.core.permissions import Role
+from portal.core.time import now_utc
+from portal.extensions import db
+from portal.notifications.services import enqueue
+
+
+class AccountError(ValueError):
+    """A user-facing refusal; the message is safe to show."""
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user if the password is right and the account may sign in; else None.
+
+    Unknown e-mail, wrong password, locked and deactivated accounts all cost one Argon2
+    verification and produce the same result, so neither message nor timing tells them apart.
+    """
+    user = find_user_by_email(email)
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None:
+        record(AuditAction.LOGIN_FAILED, reason="unknown_account")
+        return None
+    if user.is_locked or not user.is_active or not ok:
+        _count_failure(user, ok)
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now_utc()
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    record(AuditAction.LOGIN, actor=user)
+    return user
+
+
+def _count_failure(user: User, password_ok: bool) -> None:
+    cfg = current_app.config
+    reason = "locked" if user.is_locked else ("inactive" if not user.is_active else "bad_password")
+    record(AuditAction.LOGIN_FAILED, actor=user, reason=reason)
+    if reason != "bad_password":
+        return
+    user.failed_logins += 1
+    if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
+        user.locked_until = now_utc() + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
+        user.failed_logins = 0
+        record(AuditAction.LOCKOUT, actor=user, minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
+
+
+# --- one-time links -------------------------------------------------------------------
+
+def _serializer(purpose: TokenPurpose) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"account-token:{purpose}")
+
+
+def _ttl(purpose: TokenPurpose) -> timedelta:
+    cfg = current_app.config
+    if purpose is TokenPurpose.INVITE:
+        return timedelta(hours=cfg["INVITE_TTL_HOURS"])
+    return timedelta(minutes=cfg["RESET_TTL_MINUTES"])
+
+
+def issue_link(user: User, purpose: TokenPurpose) -> str:
+    """A signed, expiring, single-use link. Only the token's digest is stored."""
+    raw = secrets.token_urlsafe(32)
+    db.session.add(AccountToken(user_id=user.id, purpose=purpose, token_digest=token_digest(raw),
+                                expires_at=now_utc() + _ttl(purpose)))
+    signed = _serializer(purpose).dumps(raw)
+    return current_app.config["PORTAL_BASE_URL"].rstrip("/") + url_for(
+        "auth.redeem", purpose=purpose.value, t=signed)
+
+
+def check_link(purpose: TokenPurpose, signed: str) -> AccountToken | None:
+    """The unused, unexpired token behind a link, or None. Does not consume it."""
+    try:
+        raw = _serializer(purpose).loads(signed, max_age=int(_ttl(purpose).total_seconds()))
+    except BadSignature:
+        return None
+    token = db.session.scalar(select(AccountToken).where(
+        AccountToken.token_digest == token_digest(raw), AccountToken.purpose == purpose))
+    if token is None or token.used_at is not None or token.expires_at <= now_utc():
+        return None
+    if not token.user.is_enabled:
+        return None
+    return token
+
+
+def redeem_link(token: AccountToken, new_password: str) -> User:
+    """Consume the token exactly once and set the password; other sessions end."""
+    claimed = db.session.execute(
+        AccountToken.__table__.update()
+        .where(AccountToken.id == token.id, AccountToken.used_at.is_(None))
+        .values(used_at=now_utc())
+    ).rowcount
+    if claimed != 1:
+        raise AccountError("This link has already been used. Ask for a new one.")
+    user = token.user
+    set_password(user, new_password)
+    return user
+
+
+def set_password(user: User, new_password: str) -> None:
+    user.password_hash = hash_password(new_password)
+    user.failed_logins = 0
+    user.locked_until = None
+    end_all_sessions(user, "password_changed")
+    record(AuditAction.PASSWORD_CHANGED, actor=user, obj=user)
+
+
+def request_password_reset(email: str) -> None:
+    """Send a reset link if the account exists and may sign in; say nothing either way."""
+    user = find_user_by_email(email)
+    if user is None or not user.is_active:
+        return
+    link = issue_link(user, TokenPurpose.PASSWORD_RESET)
+    enqueue(user.email, "password_reset", link=link,
+            minutes=current_app.config["RESET_TTL_MINUTES"])
+    record(AuditAction.PASSWORD_RESET_REQUESTED, actor=user, obj=user)
+
+
+# --- account lifecycle ------------------------------------------------------------------
+
+def invite_user(inviter: User, *, email: str, full_name: str, role: Role, organization=None,
+                npi: str | None = None) -> User:
+    email = normalise_email(email)
+    if find_user_by_email(email) is not None:
+        raise AccountError("An account with this e-mail address already exists.")
+    if role.is_partner != (organization is not None):
+        raise AccountError("Partner users belong to a partner organization; practice users do not.")
+    user = User(email=email, full_name=full_name.strip(), role=role, npi=npi or None,
+                organization_id=organization.id if organization else None)
+    db.session.add(user)
+    db.session.flush()
+    link = issue_link(user, TokenPurpose.INVITE)
+    enqueue(email, "invite", link=link, inviter=inviter.full_name,
+            organization=organization.name if organization else current_app.config["PORTAL_NAME"],
+            hours=current_app.config["INVITE_TTL_HOURS"])
+    record(AuditAction.USER_INVITED, actor=inviter, obj=user, role=role.value)
+    return user
+
+
+def set_enabled(actor: User, user: User, enabled: bool) -> None:
+    if user.id == actor.id:
+        raise AccountError("You cannot deactivate your own account.")
+    user.is_enabled = enabled
+    if not enabled:
+        end_all_sessions(user, "deactivated")
+    record(AuditAction.USER_REACTIVATED if enabled else AuditAction.USER_DEACTIVATED,
+           actor=actor, obj=user)

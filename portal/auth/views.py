@@ -1,0 +1,123 @@
+"""Sign in and out, one-time links (invitation, reset) and the signed-in user's account."""
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from portal.audit.services import AuditAction, record
+from portal.auth import services
+from portal.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
+from portal.auth.models import TokenPurpose
+from portal.auth.passwords import verify_password
+from portal.auth.sessions import end_current_session, start_session
+from portal.core.permissions import Permission, public, requires
+from portal.extensions import limiter
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+LOGIN_FAILED = "Incorrect e-mail or password, or the account is locked. Please try again or reset your password."
+_TOKEN_KEY = "account_link"
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            next_path = session.get("next")
+            start_session(user)
+            return redirect(_safe_next(next_path) or url_for("home.index"))
+        flash(LOGIN_FAILED, "error")
+    return render_template("auth/login.html", form=form)
+
+
+def _safe_next(path: str | None) -> str | None:
+    """Only same-site absolute paths: never an open redirect."""
+    if path and path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path
+    return None
+
+
+@bp.post("/logout")
+@requires(Permission.ACCOUNT_MANAGE)
+def logout():
+    record(AuditAction.LOGOUT, actor=current_user)
+    end_current_session("logout")
+    flash("You have signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_limit, methods=["POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        flash("If an account exists for that address, we have sent it a link to set a new password.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/forgot.html", form=form)
+
+
+@bp.get("/link/<any(invite, password_reset):purpose>")
+@public
+@limiter.limit(_login_limit)
+def redeem(purpose: str):
+    """Move the token from the e-mailed URL into the session, then drop it from the URL."""
+    signed = request.args.get("t", "")
+    if services.check_link(TokenPurpose(purpose), signed) is None:
+        return render_template("auth/link_invalid.html"), 400
+    if current_user.is_authenticated:
+        end_current_session("link_redeemed")
+    session[_TOKEN_KEY] = {"purpose": purpose, "t": signed}
+    return redirect(url_for("auth.set_password"))
+
+
+@bp.route("/set-password", methods=["GET", "POST"])
+@public
+def set_password():
+    pending = session.get(_TOKEN_KEY) or {}
+    token = services.check_link(TokenPurpose(pending["purpose"]), pending["t"]) if pending else None
+    if token is None:
+        session.pop(_TOKEN_KEY, None)
+        return render_template("auth/link_invalid.html"), 400
+    user = token.user
+    form = SetPasswordForm()
+    form.password_context = (user.email.split("@")[0], user.full_name, current_app.config["PORTAL_NAME"])
+    if form.validate_on_submit():
+        try:
+            services.redeem_link(token, form.new_password.data)
+        except services.AccountError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("auth.login"))
+        session.pop(_TOKEN_KEY, None)
+        flash("Your password is set. Please sign in.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/set_password.html", form=form, user=user,
+                           is_invite=token.purpose is TokenPurpose.INVITE)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@requires(Permission.ACCOUNT_MANAGE)
+def account():
+    form = ChangePasswordForm()
+    form.password_context = (current_user.email.split("@")[0], current_user.full_name,
+                             current_app.config["PORTAL_NAME"])
+    if form.validate_on_submit():
+        if not verify_password(current_user.password_hash, form.current_password.data):
+            form.current_password.errors.append("That is not your current password.")
+        else:
+            user = current_user._get_current_object()
+            services.set_password(user, form.new_password.data)
+            start_session(user)  # every other session, including copies of this one, has ended
+            flash("Your password has been changed. Other sessions were signed out.", "success")
+            return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", form=form)
+

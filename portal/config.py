@@ -1,0 +1,116 @@
+"""Configuration: defaults <- instance file <- environment <- test overrides.
+
+The environment wins over the instance file (unlike the sketch in shared/docs) so an
+operator can override a value at deploy time without editing files on the host.
+Production refuses to start without its secrets; development generates them into
+``instance/portal.toml`` once and reuses them, so restarts keep sessions and data.
+"""
+import os
+import secrets
+import tomllib
+from pathlib import Path
+
+ENVIRONMENTS = ("development", "production", "test")
+
+# Secrets have no default anywhere; production must be given each of them.
+REQUIRED_SECRETS = ("SECRET_KEY", "PHI_KEK")
+
+DEFAULTS = {
+    "PORTAL_ENV": "production",
+    "PORTAL_NAME": "Riverbend Physical Therapy",
+    "PORTAL_BASE_URL": "http://127.0.0.1:5000",
+    "DATABASE_URL": None,  # filled with instance/portal.db when unset
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "LOGIN_MAX_FAILURES": 10,
+    "LOGIN_LOCKOUT_MINUTES": 15,
+    "SESSION_IDLE_MINUTES": 15,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "INVITE_TTL_HOURS": 72,
+    "RESET_TTL_MINUTES": 60,
+    "MAIL_FROM": "portal@riverbend-pt.example",
+    "PHI_KEYRING_PATH": None,  # filled with instance/keyring.bin when unset
+    "UPLOAD_DIR": None,  # filled with instance/uploads when unset
+    "MAX_CONTENT_LENGTH": 30 * 1024 * 1024,
+    "LOG_LEVEL": "INFO",
+}
+
+INT_SETTINGS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
+
+
+class ConfigError(RuntimeError):
+    """The portal cannot start with this configuration."""
+
+
+def load_config(app, test_config: dict | None = None) -> None:
+    cfg = dict(DEFAULTS)
+    instance = Path(app.instance_path)
+    instance_file = instance / "portal.toml"
+    if instance_file.exists():
+        with instance_file.open("rb") as fh:
+            cfg.update(tomllib.load(fh))
+    for key in list(DEFAULTS) + list(REQUIRED_SECRETS):
+        if key in os.environ:
+            cfg[key] = os.environ[key]
+    if test_config:
+        cfg.update(test_config)
+
+    env = cfg["PORTAL_ENV"]
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"PORTAL_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+    for key in INT_SETTINGS:
+        try:
+            cfg[key] = int(cfg[key])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{key} must be a whole number") from exc
+
+    missing = [k for k in REQUIRED_SECRETS if not cfg.get(k)]
+    if missing:
+        if env == "production":
+            raise ConfigError(
+                "production refuses to start without secrets: set "
+                + ", ".join(missing)
+                + " in the environment or instance/portal.toml (see README)"
+            )
+        cfg.update(ensure_dev_secrets(instance, missing))
+
+    cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'portal.db'}"
+    cfg["PHI_KEYRING_PATH"] = cfg["PHI_KEYRING_PATH"] or str(instance / "keyring.bin")
+    cfg["UPLOAD_DIR"] = cfg["UPLOAD_DIR"] or str(instance / "uploads")
+
+    is_dev = env == "development"
+    cfg.update(
+        SQLALCHEMY_DATABASE_URI=normalise_database_url(cfg["DATABASE_URL"]),
+        # hide_parameters: a failed statement must not carry PHI into logs or tracebacks.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
+        RATELIMIT_ENABLED=cfg.get("RATELIMIT_ENABLED", True),
+        SESSION_COOKIE_NAME="portal_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cfg.get("SESSION_COOKIE_SECURE", not is_dev and env != "test"),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the CSRF token lives as long as the session does
+        TESTING=env == "test" or cfg.get("TESTING", False),
+    )
+    app.config.from_mapping(cfg)
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the postgres:// spelling hosting platforms use; always drive psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def ensure_dev_secrets(instance: Path, missing: list[str]) -> dict:
+    """Generate development secrets into instance/portal.toml (mode 0600) once."""
+    instance.mkdir(parents=True, exist_ok=True)
+    generated = {key: secrets.token_urlsafe(32) for key in missing}
+    path = instance / "portal.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        fh.write("# Generated development secrets. Never use these in production.\n")
+        for key, value in generated.items():
+            fh.write(f'{key} = "{value}"\n')
+    return generated

@@ -1,0 +1,87 @@
+"""Database base mixins, engine tuning and the one-commit-per-request rule."""
+import uuid
+from datetime import datetime
+
+from flask import Flask
+from sqlalchemy import DateTime, Engine, Enum, Uuid, event
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from portal.core.time import as_utc, now_utc
+from portal.extensions import db
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime refused: use portal.core.time.now_utc()")
+        return value
+
+    def process_result_value(self, value, dialect):
+        return as_utc(value)
+
+
+class PkMixin:
+    """Integer key for joins, opaque UUID for URLs: integers never leave the server."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, unique=True, default=uuid.uuid4, nullable=False
+    )
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=now_utc, onupdate=now_utc, nullable=False
+    )
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """WAL, foreign keys and a busy timeout for SQLite; nothing for other databases."""
+    if type(dbapi_connection).__module__ != "sqlite3":
+        return
+    # Let SQLAlchemy (not pysqlite) emit BEGIN, so SAVEPOINT and rollback behave.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN")
+
+
+def register_request_commit(app: Flask) -> None:
+    """Services flush; the request commits once, only when it succeeded."""
+
+    @app.after_request
+    def commit_session(response):
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+
+def enum_type(enum_cls: type, length: int = 32) -> Enum:
+    """Store a StrEnum by value in a VARCHAR with a CHECK: portable and readable in SQL."""
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+        name=enum_cls.__name__.lower(),
+    )

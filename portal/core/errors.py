@@ -1,0 +1,71 @@
+"""Friendly error pages (HTML) and JSON errors under the API prefixes. No traces, no PHI."""
+from flask import Flask, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from portal.extensions import db
+
+API_PREFIXES = ("/api/", "/fhir/")
+
+MESSAGES = {
+    400: ("Something in that request was not right", "Please go back, check the form and try again."),
+    401: ("Please sign in", "You need to sign in to see this page."),
+    403: ("You don't have access to this page", "If you think you should, ask your administrator."),
+    404: ("Page not found", "The page or record you asked for doesn't exist, or you don't have access to it."),
+    405: ("That action isn't allowed here", "This address does not accept that kind of request."),
+    413: ("That upload is too large", "Please choose a smaller file and try again."),
+    429: ("Too many attempts", "Please wait a minute before trying again."),
+    500: ("Something went wrong on our side", "The error has been logged. Please try again in a moment."),
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+def error_response(code: int, detail: str | None = None):
+    title, text = MESSAGES.get(code, MESSAGES[500] if code >= 500 else MESSAGES[400])
+    if wants_json():
+        return jsonify(error={"status": code, "title": title, "detail": detail or text}), code
+    return render_template("errors/error.html", code=code, title=title, text=detail or text), code
+
+
+def unauthorized_response():
+    if wants_json():
+        return error_response(401)
+    if g.pop("session_expired", False):
+        flash("Your session ended. Please sign in again.", "info")
+    elif request.endpoint != "home.index":
+        flash("Please sign in to continue.", "info")
+    if request.method == "GET":
+        session["next"] = request.path  # kept server-side: nothing extra in the URL
+    return redirect(url_for("auth.login"))
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return error_response(400, "Your form expired or was sent from elsewhere. Please reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 403:
+            _audit_denied()
+        return error_response(exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def unhandled(exc: Exception):
+        db.session.rollback()
+        app.logger.exception("unhandled error on %s %s", request.method, request.endpoint)
+        return error_response(InternalServerError.code)
+
+
+def _audit_denied() -> None:
+    """A refusal is a security event: keep its record even though the request failed."""
+    from portal.audit.services import AuditAction, record
+
+    db.session.rollback()
+    record(AuditAction.PERMISSION_DENIED, actor=current_user if current_user.is_authenticated else None,
+           endpoint=request.endpoint or "-")
+    db.session.commit()

@@ -1,0 +1,113 @@
+"""Declared authorization: a permission enum, role grants, a view decorator and can().
+
+Every endpoint must declare either a permission or @public; an undeclared endpoint
+makes create_app() fail, and is refused at request time as a second line of defence.
+"""
+import enum
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, abort, current_app, request
+from flask_login import current_user
+
+
+class Role(enum.StrEnum):
+    PARTNER = "partner"
+    PARTNER_ADMIN = "partner_admin"
+    STAFF = "staff"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+    @property
+    def is_partner(self) -> bool:
+        return self in (Role.PARTNER, Role.PARTNER_ADMIN)
+
+
+class Permission(enum.StrEnum):
+    """`<scope>:<resource>:<action>`, after Warehouse."""
+
+    ACCOUNT_MANAGE = "account:self:manage"
+    PARTNER_HOME = "partner:home:view"
+    PARTNER_USERS_MANAGE = "partner:users:manage"
+    STAFF_HOME = "staff:home:view"
+    ADMIN_HOME = "admin:home:view"
+    ORGANIZATIONS_MANAGE = "admin:organizations:manage"
+    USERS_MANAGE = "admin:users:manage"
+
+
+_PARTNER = {Permission.ACCOUNT_MANAGE, Permission.PARTNER_HOME}
+_STAFF = {Permission.ACCOUNT_MANAGE, Permission.STAFF_HOME}
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.PARTNER: frozenset(_PARTNER),
+    Role.PARTNER_ADMIN: frozenset(_PARTNER | {Permission.PARTNER_USERS_MANAGE}),
+    Role.STAFF: frozenset(_STAFF),
+    Role.ADMIN: frozenset(
+        _STAFF
+        | {Permission.ADMIN_HOME, Permission.ORGANIZATIONS_MANAGE, Permission.USERS_MANAGE}
+    ),
+}
+
+PUBLIC = "public"
+_ATTR = "required_permission"
+
+
+def can(user, permission: Permission) -> bool:
+    """The one question both templates and views ask."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return permission in GRANTS[Role(user.role)]
+
+
+def requires(permission: Permission) -> Callable:
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            return view(*args, **kwargs)
+
+        setattr(wrapped, _ATTR, permission)
+        return wrapped
+
+    return decorate
+
+
+def public(view: Callable) -> Callable:
+    setattr(view, _ATTR, PUBLIC)
+    return view
+
+
+def declared_permission(app: Flask, endpoint: str | None):
+    if endpoint is None or endpoint == "static":
+        return PUBLIC
+    view = app.view_functions.get(endpoint)
+    return getattr(view, _ATTR, None)
+
+
+def undeclared_endpoints(app: Flask) -> list[str]:
+    return sorted(e for e in app.view_functions if declared_permission(app, e) is None)
+
+
+def register_permission_checks(app: Flask) -> None:
+    missing = undeclared_endpoints(app)
+    if missing:
+        raise RuntimeError(f"endpoints without a declared permission: {', '.join(missing)}")
+    app.jinja_env.globals.update(can=lambda perm: can(current_user, perm), Permission=Permission)
+
+    @app.before_request
+    def enforce_declared_permission():
+        if request.routing_exception is not None:
+            return None  # let the 404/405 handlers answer
+        needed = declared_permission(current_app, request.endpoint)
+        if needed == PUBLIC:
+            return None
+        if needed is None:
+            current_app.logger.error("endpoint %s declares no permission", request.endpoint)
+            abort(403)
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()
+        if not can(current_user, needed):
+            abort(403)
+        return None

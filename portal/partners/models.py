@@ -1,0 +1,52 @@
+"""Referring partner organizations."""
+import enum
+from datetime import date
+
+from sqlalchemy import Date, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.core.db import PkMixin, TimestampMixin, enum_type
+from portal.extensions import db
+
+
+class OrganizationKind(enum.StrEnum):
+    PRIMARY_CARE = "primary_care"
+    ORTHOPEDICS = "orthopedics"
+    SPORTS_MEDICINE = "sports_medicine"
+    CHIROPRACTIC = "chiropractic"
+    WELLNESS = "wellness"
+    EMPLOYER = "employer"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class RelationshipStatus(enum.StrEnum):
+    PROSPECT = "prospect"
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Organization(PkMixin, TimestampMixin, db.Model):
+    __tablename__ = "organizations"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[OrganizationKind] = mapped_column(
+        enum_type(OrganizationKind)
+    )
+    relationship_status: Mapped[RelationshipStatus] = mapped_column(
+        enum_type(RelationshipStatus, 16),
+        default=RelationshipStatus.ACTIVE,
+        server_default=RelationshipStatus.ACTIVE.value,
+    )
+    npi: Mapped[str | None] = mapped_column(String(10))
+    city: Mapped[str | None] = mapped_column(String(100))
+    us_state: Mapped[str | None] = mapped_column(String(2))
+    next_check_in: Mapped[date | None] = mapped_column(Date)
+
+    users = relationship("User", back_populates="organization", lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"<Organization {self.public_id}>"
