@@ -1,6 +1,6 @@
 """Forms for organizations and invitations."""
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField, SubmitField
+from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from portal.core.permissions import Role
@@ -10,10 +10,10 @@ from portal.partners.models import OrganizationKind
 
 class OrganizationForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[strip_filter])
-    kind = SelectField("Kind", choices=[(k.value, k.label) for k in OrganizationKind],
+    kind = SelectField("Kind", choices=[SelectChoice(k.value, k.label) for k in OrganizationKind],
                        validators=[DataRequired()])
     city = StringField("City", validators=[Optional(), Length(max=100)], filters=[strip_filter])
-    us_state = SelectField("State", choices=[("", "—")] + [(s, s) for s in US_STATES],
+    us_state = SelectField("State", choices=[SelectChoice("", "—")] + [SelectChoice(s) for s in US_STATES],
                            validators=[Optional()])
     npi = StringField("Organization NPI", validators=[Optional(), validate_npi], filters=[strip_filter])
     submit = SubmitField("Create organization")
@@ -21,14 +21,14 @@ class OrganizationForm(FlaskForm):
 
 class InviteForm(FlaskForm):
     full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)], filters=[strip_filter])
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)], filters=[strip_filter])
+    email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)], filters=[strip_filter])
     role = SelectField("Role", validators=[DataRequired()])
     npi = StringField("NPI (clinicians)", validators=[Optional(), validate_npi], filters=[strip_filter])
     submit = SubmitField("Send invitation")
 
     def __init__(self, roles: list[Role], *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.role.choices = [(r.value, r.label) for r in roles]
+        self.role.choices = [SelectChoice(r.value, r.label) for r in roles]
 
 
 class AdminInviteForm(InviteForm):
@@ -37,5 +37,5 @@ class AdminInviteForm(InviteForm):
 
     def __init__(self, organizations, *args, **kwargs):
         super().__init__(list(Role), *args, **kwargs)
-        self.organization.choices = [("", "— Practice staff —")] + [
-            (str(o.public_id), o.name) for o in organizations]
+        self.organization.choices = [SelectChoice("", "— Practice staff —")] + [
+            SelectChoice(str(o.public_id), o.name) for o in organizations]

@@ -16,7 +16,7 @@ class LoginForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)],
+    email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
                        filters=[strip_filter], render_kw={"autocomplete": "username"})
     submit = SubmitField("Send reset link")
 

@@ -66,7 +66,7 @@ def password_problems(password: str, *, context: tuple[str, ...] = ()) -> list[s
     if len(password) > MAX_LENGTH:
         problems.append(f"Use at most {MAX_LENGTH} characters.")
     folded = password.casefold()
-    if folded in common_passwords():
+    if folded in common_passwords() or _is_repeated_common(folded):
         problems.append("This password appears in lists of common or breached passwords.")
     elif len(set(folded)) <= 2 or _is_sequence(folded):
         problems.append("Avoid repeated or sequential characters such as 'aaaa' or '1234'.")
@@ -78,6 +78,17 @@ def password_problems(password: str, *, context: tuple[str, ...] = ()) -> list[s
     return problems
 
 
+def _is_repeated_common(text: str) -> bool:
+    """'passwordpassword' is no stronger than 'password'."""
+    for times in (2, 3, 4):
+        if len(text) % times == 0:
+            chunk = text[: len(text) // times]
+            if chunk * times == text and chunk in common_passwords():
+                return True
+    return False
+
+
 def _is_sequence(text: str) -> bool:
     steps = {ord(b) - ord(a) for a, b in zip(text, text[1:])}
-    return len(steps) == 1 and steps <= {1, -1}
+    # 9 -> 0 continues a digit run ("1234567890").
+    return steps <= {1, -9} or steps <= {-1, 9}

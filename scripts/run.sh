@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make run`: set up (venv, instance secrets, migrations, demo data) and serve on :5000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export PORTAL_ENV="${PORTAL_ENV:-development}"
+export FLASK_APP=wsgi
+flask=.venv/bin/flask
+$flask db upgrade            # also generates instance/portal.toml secrets on first run
+$flask portal seed-demo      # only into an empty database: data is kept across runs
+$flask portal demo-logins
+exec .venv/bin/gunicorn --config gunicorn.conf.py wsgi:app
