@@ -90,6 +90,17 @@ def app(database_url, tmp_path_factory):
         _db.engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _limiter_follows_main_app(request):
+    """Flask-Limiter keeps its state on one module-level object; a test that builds
+    another app re-initialises it, so give it back to the suite's app before each test."""
+    if "app" in request.fixturenames:
+        from portal.extensions import limiter
+
+        limiter.init_app(request.getfixturevalue("app"))
+    yield
+
+
 @pytest.fixture
 def db(app):
     """A session bound to an outer transaction rolled back after the test.

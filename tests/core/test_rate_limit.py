@@ -1,0 +1,56 @@
+"""Login throttling with in-memory storage by default and Redis when configured."""
+import os
+import uuid
+
+import pytest
+
+from tests.conftest import migrated_app
+
+
+@pytest.fixture
+def limited_app(tmp_path, app):
+    def _make(**overrides):
+        return migrated_app(f"sqlite:///{tmp_path / 'rl.db'}", tmp_path, RATELIMIT_ENABLED=True,
+                            LOGIN_RATE_LIMIT="3 per minute", **overrides)
+
+    return _make
+
+
+def _hammer(app, n=4):
+    client = app.test_client()
+    return [client.post("/auth/login", data={"email": "x@example.com", "password": "wrong password"}).status_code
+            for _ in range(n)]
+
+
+def test_login_is_throttled_in_memory(limited_app):
+    codes = _hammer(limited_app())
+    assert codes == [200, 200, 200, 429]
+
+
+def test_throttled_response_is_friendly(limited_app):
+    app = limited_app()
+    _hammer(app, 3)
+    response = app.test_client().post("/auth/login", data={"email": "x@example.com", "password": "y" * 12})
+    assert response.status_code == 429 and b"Too many attempts" in response.data
+
+
+def _redis_up() -> bool:
+    try:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up() and not os.environ.get("CI"), reason="no Redis on 127.0.0.1:6379")
+def test_login_is_throttled_in_redis(limited_app):
+    import redis
+
+    prefix = f"portal-test-{uuid.uuid4().hex}"
+    app = limited_app(RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0", RATELIMIT_KEY_PREFIX=prefix)
+    assert _hammer(app) == [200, 200, 200, 429]
+    r = redis.Redis(host="127.0.0.1", port=6379)
+    keys = r.keys(f"*{prefix}*")
+    assert keys, "the counters live in Redis, shared by every worker and host"
+    r.delete(*keys)
