@@ -1,0 +1,1 @@
+"""Patients: identity and contact details, every identifying field encrypted at rest."""
