@@ -1,0 +1,43 @@
+"""Template filters: dates and times in the practice's time zone, plain-language ages."""
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app
+
+from portal.core.time import now_utc
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+
+
+def local_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(_zone()).strftime("%b %-d, %Y %-I:%M %p")
+
+
+def local_date(value: datetime | date | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(_zone()).date()
+    return value.strftime("%b %-d, %Y")
+
+
+def iso_datetime(value: datetime | None) -> str:
+    return value.astimezone(_zone()).isoformat(timespec="minutes") if value else ""
+
+
+def days_ago(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    days = (now_utc() - value).days
+    return "today" if days <= 0 else ("yesterday" if days == 1 else f"{days} days ago")
+
+
+def register_filters(app: Flask) -> None:
+    app.add_template_filter(local_datetime, "local_datetime")
+    app.add_template_filter(local_date, "local_date")
+    app.add_template_filter(iso_datetime, "iso_datetime")
+    app.add_template_filter(days_ago, "days_ago")

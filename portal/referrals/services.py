@@ -1,0 +1,192 @@
+"""Referral services: submit, annotate, move through the lifecycle, resolve duplicates.
+
+Each function adds and flushes; the request commits once. Audit and outbox rows are
+written here, in the same transaction as the change they describe. Messages carry the
+reference number and a link, never PHI.
+"""
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from portal.audit.services import AuditAction, record
+from portal.auth.models import User
+from portal.core.permissions import Role
+from portal.core.time import now_utc
+from portal.core.urls import external_url
+from portal.extensions import db
+from portal.notifications.services import enqueue
+from portal.patients.models import Patient, find_patients_by_name_and_birth_date
+from portal.core import uploads
+from portal.referrals.lifecycle import PARTNER_CANCELLABLE, IllegalTransition, Status, transition
+from portal.referrals.models import (AppointmentMode, Attachment, EventKind, Referral, ReferralEvent, Service,
+                                     Urgency, VisitPreference)
+
+
+class ReferralError(ValueError):
+    """A user-facing refusal; the message is safe to show (no PHI)."""
+
+
+def _link(endpoint: str, referral: Referral) -> str:
+    return external_url(endpoint, referral_id=referral.public_id)
+
+
+def _event(referral: Referral, actor: User | None, kind: EventKind, note: str | None = None,
+           from_status: Status | None = None, to_status: Status | None = None) -> ReferralEvent:
+    event = ReferralEvent(kind=kind, actor_id=actor.id if actor else None, from_status=from_status,
+                          to_status=to_status)
+    event.note = note or None
+    referral.events.append(event)
+    return event
+
+
+def _attach(referral: Referral, actor: User, checked: list[uploads.CheckedUpload],
+            uploaded_by: User | None = None) -> None:
+    for upload in checked:
+        attachment = Attachment(content_type=upload.content_type, uploaded_by_id=(uploaded_by or actor).id, size_bytes=0,
+                                bound_patient_id=referral.patient.public_id)
+        attachment.public_id = uuid.uuid4()
+        attachment.filename = upload.filename
+        attachment.size_bytes = uploads.store(upload, attachment.public_id, attachment.bound_patient_id)
+        referral.attachments.append(attachment)
+        record(AuditAction.ATTACHMENT_UPLOADED, actor=actor, obj=attachment, patient_id=referral.patient.public_id)
+
+
+def submit_referral(actor: User, data: dict, files: list) -> Referral:
+    """A partner's referral: patient, referral, timeline, attachments, thanks and intake notice.
+
+    actor is a partner user, or an API client acting for its organization (portal.api.smart.ClientActor):
+    a client is no user, so the referring clinician is then the submitter of record.
+    """
+    checked = uploads.check_uploads(files)
+    clinician = db.session.scalar(select(User).where(
+        User.public_id == data["clinician"], User.organization_id == actor.organization_id))
+    if clinician is None:
+        raise ReferralError("Choose a referring clinician from your organization.")
+    submitter = actor if isinstance(actor, User) else clinician
+
+    duplicates = find_patients_by_name_and_birth_date(data["family_name"], data["birth_date"])
+    patient = Patient(us_state=data["us_state"], sex=data["sex"], insurance_payer=data.get("insurance_payer") or None)
+    patient.given_name = data["given_name"]
+    patient.family_name = data["family_name"]
+    patient.birth_date = data["birth_date"]
+    patient.phone = data["phone"]
+    patient.email = data.get("email") or None
+    address = {k: data.get(f) or None for k, f in (("line1", "address_line1"), ("line2", "address_line2"),
+                                                   ("city", "city"), ("postal_code", "postal_code"))}
+    patient.address = address if any(address.values()) else None
+    patient.insurance_member_id = data.get("insurance_member_id") or None
+    db.session.add(patient)
+
+    first_from_clinician = not db.session.scalar(
+        select(func.count()).select_from(Referral).where(Referral.clinician_id == clinician.id))
+    referral = Referral(patient=patient, organization_id=actor.organization_id, clinician_id=clinician.id,
+                        submitted_by_id=submitter.id, clinician_npi=data.get("clinician_npi") or clinician.npi,
+                        requested_service=Service(data["requested_service"]), urgency=Urgency(data["urgency"]),
+                        visit_preference=VisitPreference(data["visit_preference"]),
+                        needs_duplicate_review=bool(duplicates))
+    referral.public_id = uuid.uuid4()
+    referral.reason = data["reason"]
+    referral.diagnosis = data.get("diagnosis") or None
+    referral.icd10_codes = data["icd10_codes"]
+    referral.notes = data.get("notes") or None
+    db.session.add(referral)
+    _event(referral, submitter, EventKind.SUBMITTED, to_status=Status.SUBMITTED)
+    db.session.flush()
+    _attach(referral, actor, checked, uploaded_by=submitter)
+
+    record(AuditAction.REFERRAL_SUBMITTED, actor=actor, obj=referral, patient_id=patient.public_id,
+           duplicate_candidates=len(duplicates))
+    link = _link("referrals.detail", referral)
+    enqueue(clinician.email, "referral_welcome" if first_from_clinician else "referral_thanks",
+            dedupe_key=f"referral-thanks:{referral.public_id}", reference=referral.reference, link=link,
+            clinician_name=clinician.full_name)
+    for staff in _intake_staff():
+        enqueue(staff.email, "intake_new_referral", dedupe_key=f"intake:{referral.public_id}:{staff.public_id}",
+                reference=referral.reference, urgency=referral.urgency.value,
+                link=_link("intake.detail", referral))
+    return referral
+
+
+def _intake_staff() -> list[User]:
+    return list(db.session.scalars(select(User).where(
+        User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled.is_(True), User.password_hash.is_not(None))))
+
+
+def add_note(actor: User, referral: Referral, note: str | None, files: list) -> None:
+    if not referral.status.is_open:
+        raise ReferralError("This referral is closed; notes and attachments can no longer be added.")
+    existing = sum(a.size_bytes for a in referral.attachments)
+    checked = uploads.check_uploads(files, existing_bytes=existing, existing_count=len(referral.attachments))
+    if note:
+        _event(referral, actor, EventKind.NOTE, note=note)
+    if checked:
+        _attach(referral, actor, checked)
+        _event(referral, actor, EventKind.ATTACHMENT,
+               note=f"{len(checked)} attachment{'s' if len(checked) > 1 else ''} added")
+    referral.updated_at = now_utc()
+    record(AuditAction.REFERRAL_NOTE_ADDED, actor=actor, obj=referral, patient_id=referral.patient.public_id)
+
+
+def change_status(actor: User, referral: Referral, target: Status, *, note: str | None = None,
+                  first_visit_at: datetime | None = None, mode: AppointmentMode | None = None,
+                  expected_version: int | None = None) -> None:
+    """Move a referral along its lifecycle; illegal or conflicting moves are refused clearly."""
+    if expected_version is not None and expected_version != referral.version:
+        raise ReferralError("Someone else changed this referral a moment ago. Review it and try again.")
+    try:
+        step = transition(referral.status, target)
+    except IllegalTransition as exc:
+        raise ReferralError(str(exc)) from None
+    if step.needs_reason and not note:
+        raise ReferralError(f"Give a reason to {step.action.lower()} this referral.")
+    if step.needs_appointment:
+        if first_visit_at is None or mode is None:
+            raise ReferralError("Enter the first visit's date, time and mode.")
+        referral.first_visit_at, referral.appointment_mode = first_visit_at, mode
+    previous = referral.status
+    referral.status = target
+    referral.status_changed_at = now_utc()
+    _event(referral, actor, EventKind.STATUS, note=note, from_status=previous, to_status=target)
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise ReferralError("Someone else changed this referral a moment ago. Review it and try again.") from None
+    record(AuditAction.REFERRAL_STATUS_CHANGED, actor=actor, obj=referral, patient_id=referral.patient.public_id,
+           from_status=previous.value, to_status=target.value)
+    recipients = {referral.clinician.email}
+    if referral.submitted_by_id != referral.clinician_id and referral.submitted_by is not None:
+        recipients.add(referral.submitted_by.email)
+    for email in sorted(recipients):
+        enqueue(email, "referral_status_changed", reference=referral.reference, status_label=target.label,
+                link=_link("referrals.detail", referral),
+                dedupe_key=f"status:{referral.public_id}:{referral.version}:{email}")
+
+
+def cancel_by_partner(actor: User, referral: Referral, reason: str) -> None:
+    if referral.status not in PARTNER_CANCELLABLE:
+        raise ReferralError("This referral already has an appointment; call the practice to cancel it.")
+    change_status(actor, referral, Status.CANCELLED, note=reason)
+
+
+def duplicate_candidates(referral: Referral) -> list[Patient]:
+    """Other patients with the same last name and birth date (staff only)."""
+    patient = referral.patient
+    return [p for p in find_patients_by_name_and_birth_date(patient.family_name, patient.birth_date)
+            if p.id != patient.id]
+
+
+def resolve_duplicate(actor: User, referral: Referral, decision: str) -> None:
+    """'keep' the new patient record, or link the referral to an existing patient (by public id)."""
+    if not referral.needs_duplicate_review:
+        raise ReferralError("This referral has no duplicate to review.")
+    if decision != "keep":
+        target = next((p for p in duplicate_candidates(referral) if str(p.public_id) == decision), None)
+        if target is None:
+            raise ReferralError("Choose one of the matching patients.")
+        referral.patient = target
+    referral.needs_duplicate_review = False
+    record(AuditAction.REFERRAL_DUPLICATE_RESOLVED, actor=actor, obj=referral,
+           patient_id=referral.patient.public_id, decision="keep" if decision == "keep" else "linked")

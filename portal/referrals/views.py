@@ -1,0 +1,113 @@
+"""The referring partner's referrals: submit, follow, annotate, cancel, look up."""
+import uuid
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.core.forms import form_page
+from portal.core.permissions import Permission, requires
+from portal.referrals import queries, services
+from portal.referrals.codes import parse_codes, suggestions
+from portal.referrals.common import audit_read, lookup_page, send_attachment
+from portal.referrals.forms import CancelForm, NoteForm, ReferralForm
+from portal.referrals.lifecycle import PARTNER_CANCELLABLE
+from portal.core.uploads import UploadError
+from wtforms import SelectChoice
+
+bp = Blueprint("referrals", __name__, url_prefix="/partner/referrals")
+
+
+def _referral_form() -> ReferralForm:
+    form = ReferralForm()
+    clinicians = queries.organization_clinicians(current_user)
+    form.clinician.choices = [SelectChoice(str(u.public_id), u.full_name) for u in clinicians]
+    if not form.is_submitted():
+        form.clinician.data = str(current_user.public_id)
+        form.clinician_npi.data = current_user.npi or ""
+    return form
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Permission.REFERRALS_SUBMIT)
+def new():
+    form = _referral_form()
+    if form.validate_on_submit():
+        data = {**form.data, "icd10_codes": parse_codes(form.icd10_codes.data)[0],
+                "clinician": uuid.UUID(form.clinician.data)}
+        try:
+            referral = services.submit_referral(current_user, data, request.files.getlist(form.attachments.name))
+        except UploadError as exc:
+            form.attachments.errors.append(str(exc))
+        except services.ReferralError as exc:
+            form.clinician.errors.append(str(exc))
+        else:
+            return redirect(url_for("referrals.submitted", referral_id=referral.public_id))
+    return form_page("referrals/new.html", form, suggestions=suggestions())
+
+
+@bp.get("/<uuid:referral_id>/submitted")
+@requires(Permission.REFERRALS_FOLLOW)
+def submitted(referral_id: uuid.UUID):
+    referral = queries.get_referral_or_404(current_user, referral_id)
+    return render_template("referrals/submitted.html", referral=referral)
+
+
+@bp.get("/<uuid:referral_id>")
+@requires(Permission.REFERRALS_FOLLOW)
+def detail(referral_id: uuid.UUID):
+    referral = queries.get_referral_or_404(current_user, referral_id)
+    audit_read(current_user, referral, "partner")
+    return _detail_page(referral)
+
+
+def _detail_page(referral, note_form=None, cancel_form=None, status=200):
+    return render_template(
+        "referrals/detail.html", referral=referral, note_form=note_form or NoteForm(),
+        cancel_form=cancel_form or CancelForm(), can_cancel=referral.status in PARTNER_CANCELLABLE), status
+
+
+@bp.post("/<uuid:referral_id>/notes")
+@requires(Permission.REFERRALS_FOLLOW)
+def add_note(referral_id: uuid.UUID):
+    referral = queries.get_referral_or_404(current_user, referral_id)
+    form = NoteForm()
+    if form.validate_on_submit():
+        try:
+            services.add_note(current_user, referral, form.note.data,
+                              request.files.getlist(form.attachments.name))
+        except (UploadError, services.ReferralError) as exc:
+            form.attachments.errors.append(str(exc))
+        else:
+            flash("Added to the referral's timeline.", "success")
+            return redirect(url_for("referrals.detail", referral_id=referral.public_id))
+    audit_read(current_user, referral, "partner")
+    return _detail_page(referral, note_form=form, status=422)
+
+
+@bp.post("/<uuid:referral_id>/cancel")
+@requires(Permission.REFERRALS_FOLLOW)
+def cancel(referral_id: uuid.UUID):
+    referral = queries.get_referral_or_404(current_user, referral_id)
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            services.cancel_by_partner(current_user, referral, form.reason.data)
+        except services.ReferralError as exc:
+            flash(str(exc), "error")  # shown even when the page offers no cancel form
+        else:
+            flash(f"Referral {referral.reference} is cancelled.", "success")
+            return redirect(url_for("referrals.detail", referral_id=referral.public_id))
+    audit_read(current_user, referral, "partner")
+    return _detail_page(referral, cancel_form=form, status=422)
+
+
+@bp.get("/<uuid:referral_id>/attachments/<uuid:attachment_id>")
+@requires(Permission.REFERRALS_FOLLOW)
+def attachment(referral_id: uuid.UUID, attachment_id: uuid.UUID):
+    return send_attachment(current_user, queries.get_attachment_or_404(current_user, referral_id, attachment_id))
+
+
+@bp.post("/lookup")
+@requires(Permission.REFERRALS_FOLLOW)
+def lookup():
+    return lookup_page("referrals.detail", "referrals.lookup")
