@@ -1,0 +1,31 @@
+"""Consent forms (staff)."""
+from flask_wtf import FlaskForm
+from wtforms import DateField, FileField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from portal.consent.models import Category, Method
+from portal.referrals.forms import clean_text, one_line
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class ConsentForm(FlaskForm):
+    organization = SelectField("Shared with (organization)", validators=[DataRequired()])
+    clinician = SelectField("Only this clinician", validators=[Optional()],
+                            description="Leave empty to share with the whole organization.")
+    categories = CheckboxesField("Information the patient agrees to share",
+                                 choices=[SelectChoice(c.value, c.label) for c in Category],
+                                 validators=[DataRequired("Choose at least one kind of information.")])
+    effective_on = DateField("Effective from", validators=[InputRequired("Enter the date it takes effect.")])
+    expires_on = DateField("Expires on", validators=[Optional()], description="Leave empty if it does not expire.")
+    method = SelectField("How it was obtained", choices=[SelectChoice(m.value, m.label) for m in Method])
+    witness = StringField("Witness (verbal consent)", validators=[Optional(), Length(max=200)], filters=[one_line])
+    document = FileField("Signed form", description="PDF, JPEG or PNG; required for a signed form.")
+
+
+class RevokeForm(FlaskForm):
+    reason = TextAreaField("Reason for revoking", validators=[DataRequired(), Length(max=1000)], filters=[clean_text])

@@ -1,0 +1,96 @@
+"""Patient consent to share with a referrer: append-only versions, FHIR R4 Consent shaped.
+
+A consent is a chain of versions sharing one ``consent_key``; the newest version is the
+consent. Recording, amending and revoking each add a version; nothing is edited in
+place or deleted, so the full history is always there.
+
+FHIR mapping: status (active | inactive once revoked) -> Consent.status; patient ->
+Consent.patient; grantee organization or clinician -> provision.actor (role IRCP,
+"information recipient"); categories -> provision.class (data classes); effective_on /
+expires_on -> provision.period; method + document -> Consent.sourceAttachment;
+recorded_by and recorded_at -> Consent.performer / Consent.dateTime; provision.type is
+always "permit".
+"""
+import enum
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Index, Integer, UniqueConstraint, Uuid, false
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.core.db import PkMixin, UTCDateTime, enum_type
+from portal.core.phi import encrypted
+from portal.core.time import now_utc
+from portal.extensions import db
+
+
+class Category(enum.StrEnum):
+    PROGRESS_NOTES = "progress_notes"
+    OUTCOME_SCORES = "outcome_scores"
+    DISCHARGE_SUMMARY = "discharge_summary"
+    STORY_PUBLICATION = "story_publication"
+
+    @property
+    def label(self) -> str:
+        return {"progress_notes": "Progress notes", "outcome_scores": "Outcome scores",
+                "discharge_summary": "Discharge summary", "story_publication": "Success-story publication"}[self.value]
+
+
+class Method(enum.StrEnum):
+    SIGNED_FORM = "signed_form"
+    VERBAL_WITNESSED = "verbal_witnessed"
+    ELECTRONIC = "electronic"
+
+    @property
+    def label(self) -> str:
+        return {"signed_form": "Signed form (uploaded)", "verbal_witnessed": "Verbal, with a witness",
+                "electronic": "Electronic"}[self.value]
+
+
+class ConsentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class Consent(PkMixin, db.Model):
+    __tablename__ = "consents"
+    __table_args__ = (
+        UniqueConstraint("consent_key", "version", name="uq_consents_key_version"),
+        Index("ix_consents_patient_key", "patient_id", "consent_key"),
+    )
+
+    consent_key: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    grantee_organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    grantee_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # one clinician, or the whole org
+    # One column per data class: the policy is a plain SQL predicate.
+    allows_progress_notes: Mapped[bool] = mapped_column(default=False, server_default=false())
+    allows_outcome_scores: Mapped[bool] = mapped_column(default=False, server_default=false())
+    allows_discharge_summary: Mapped[bool] = mapped_column(default=False, server_default=false())
+    allows_story_publication: Mapped[bool] = mapped_column(default=False, server_default=false())
+    effective_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    method: Mapped[Method] = mapped_column(enum_type(Method, 24))
+    witness = encrypted(str, nullable=True)
+    document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # encrypted file in the document store
+    status: Mapped[ConsentStatus] = mapped_column(enum_type(ConsentStatus, 16), default=ConsentStatus.ACTIVE)
+    change_reason = encrypted(str, nullable=True)  # why this version exists (e.g. revocation reason)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    patient = relationship("Patient", lazy="joined")
+    grantee_organization = relationship("Organization", lazy="joined")
+    grantee_user = relationship("User", foreign_keys=[grantee_user_id], lazy="joined")
+    recorded_by = relationship("User", foreign_keys=[recorded_by_id], lazy="joined")
+
+    @property
+    def categories(self) -> list[Category]:
+        return [c for c in Category if getattr(self, f"allows_{c.value}")]
+
+    def is_in_effect(self, on: date) -> bool:
+        return (self.status is ConsentStatus.ACTIVE and self.effective_on <= on
+                and (self.expires_on is None or on <= self.expires_on))
+
+    def __repr__(self) -> str:
+        return f"<Consent {self.consent_key} v{self.version}>"

@@ -1,0 +1,75 @@
+"""Record and revoke consents. Each change is a new version; nothing is edited or deleted."""
+import uuid
+from datetime import date
+
+from sqlalchemy import func, select
+
+from portal.audit.services import AuditAction, record
+from portal.auth.models import User
+from portal.consent.models import Category, Consent, ConsentStatus, Method
+from portal.core import uploads
+from portal.extensions import db
+from portal.partners.models import Organization
+from portal.patients.models import Patient
+
+
+class ConsentError(ValueError):
+    """A user-facing refusal; safe to show."""
+
+
+def record_consent(actor: User, patient: Patient, *, organization: Organization, clinician: User | None,
+                   categories: list[Category], effective_on: date, expires_on: date | None, method: Method,
+                   witness: str | None, document) -> Consent:
+    if not categories:
+        raise ConsentError("Choose at least one kind of information the patient agrees to share.")
+    if expires_on is not None and expires_on < effective_on:
+        raise ConsentError("The expiry date must be on or after the effective date.")
+    if clinician is not None and clinician.organization_id != organization.id:
+        raise ConsentError("The clinician must belong to the chosen organization.")
+    if method is Method.VERBAL_WITNESSED and not witness:
+        raise ConsentError("Name the witness of a verbal consent.")
+    checked = uploads.check_uploads([document] if document else [], existing_count=0)
+    if method is Method.SIGNED_FORM and not checked:
+        raise ConsentError("Upload the signed consent form (PDF, JPEG or PNG).")
+    consent = Consent(consent_key=uuid.uuid4(), version=1, patient_id=patient.id,
+                      grantee_organization_id=organization.id,
+                      grantee_user_id=clinician.id if clinician else None, effective_on=effective_on,
+                      expires_on=expires_on, method=method, recorded_by_id=actor.id,
+                      **{f"allows_{c.value}": c in categories for c in Category})
+    consent.public_id = uuid.uuid4()
+    consent.witness = witness or None
+    if checked:
+        consent.document_id = uuid.uuid4()
+        uploads.store(checked[0], consent.document_id, patient.public_id)
+    db.session.add(consent)
+    db.session.flush()
+    record(AuditAction.CONSENT_RECORDED, actor=actor, obj=consent, patient_id=patient.public_id,
+           categories=",".join(c.value for c in categories))
+    return consent
+
+
+def revoke(actor: User, consent: Consent, reason: str) -> Consent:
+    """A new, revoked version: effective at once, the earlier versions kept as they were."""
+    if not reason:
+        raise ConsentError("Give the reason for the revocation.")
+    newest = db.session.scalar(select(func.max(Consent.version)).where(Consent.consent_key == consent.consent_key))
+    if consent.version != newest:
+        raise ConsentError("This consent has changed since you opened it. Reload and try again.")
+    if consent.status is ConsentStatus.REVOKED:
+        raise ConsentError("This consent is already revoked.")
+    copied = {c.key: getattr(consent, c.key) for c in Consent.__table__.columns
+              if c.key not in ("id", "public_id", "version", "status", "recorded_by_id", "recorded_at")
+              and not c.key.endswith("_ct")}
+    revoked = Consent(**copied, version=consent.version + 1, status=ConsentStatus.REVOKED, recorded_by_id=actor.id)
+    revoked.public_id = uuid.uuid4()
+    revoked.witness = consent.witness
+    revoked.change_reason = reason
+    db.session.add(revoked)
+    db.session.flush()
+    record(AuditAction.CONSENT_REVOKED, actor=actor, obj=revoked, patient_id=consent.patient.public_id)
+    return revoked
+
+
+def history(consent_key: uuid.UUID) -> list[Consent]:
+    return list(db.session.scalars(select(Consent).where(Consent.consent_key == consent_key)
+                                   .order_by(Consent.version)))

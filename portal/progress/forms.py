@@ -1,0 +1,29 @@
+"""Progress update forms (staff)."""
+from flask_wtf import FlaskForm
+from wtforms import DateField, HiddenField, SelectChoice, SelectField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from portal.progress.models import UPDATE_CATEGORIES
+from portal.referrals.forms import clean_text
+
+BODY_LIMIT = 10000
+
+
+class UpdateForm(FlaskForm):
+    referral = SelectField("Episode (referral)", validators=[DataRequired()])
+    visit_date = DateField("Visit date", validators=[InputRequired("Enter the visit date.")])
+    category = SelectField("Kind", choices=[SelectChoice(c.value, c.label) for c in UPDATE_CATEGORIES])
+    body = TextAreaField("Update", validators=[DataRequired(), Length(max=BODY_LIMIT)], filters=[clean_text],
+                         description="What the referrer should know: progress, plan, anything they can help with.")
+    action = HiddenField(default="submit")
+
+
+class ReviseForm(FlaskForm):
+    visit_date = DateField("Visit date", validators=[InputRequired("Enter the visit date.")])
+    body = TextAreaField("Update", validators=[DataRequired(), Length(max=BODY_LIMIT)], filters=[clean_text])
+
+
+class DecisionForm(FlaskForm):
+    version = HiddenField(validators=[DataRequired()])
+    note = TextAreaField("Note to the author (to return it)", validators=[Optional(), Length(max=2000)],
+                         filters=[clean_text])

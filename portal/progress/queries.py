@@ -1,0 +1,26 @@
+"""What a partner may read of progress updates: released, their organization's episode, consented."""
+from sqlalchemy import Select, select
+
+from portal.auth.models import User
+from portal.consent.policy import permits
+from portal.progress.models import UPDATE_CATEGORIES, ProgressUpdate, UpdateState
+from portal.referrals.models import Referral
+from portal.extensions import db
+from sqlalchemy import or_
+
+
+def visible_updates(user: User) -> Select:
+    """The policy as a query: used by the patient page and (later) the API."""
+    query = select(ProgressUpdate).join(Referral, Referral.id == ProgressUpdate.referral_id)
+    if not user.role.is_partner:
+        return query
+    return query.where(
+        ProgressUpdate.state == UpdateState.RELEASED,
+        Referral.organization_id == user.organization_id,
+        or_(*[(ProgressUpdate.category == c) & permits(user, ProgressUpdate.patient_id, c) for c in UPDATE_CATEGORIES]),
+    )
+
+
+def updates_for_patient(user: User, patient_id: int) -> list[ProgressUpdate]:
+    return list(db.session.scalars(visible_updates(user).where(ProgressUpdate.patient_id == patient_id)
+                                   .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())))
