@@ -1,0 +1,1 @@
+"""The staff relationship workspace: partners, contacts, touchpoints, check-ins, events and resources."""
