@@ -1,0 +1,98 @@
+"""Outcome instruments (data, not code), scores per episode of care, visits attended per episode.
+
+A score belongs to an episode (a referral), never to a patient directly: the patient is
+reached through the episode, so the consent policy and partner scoping join the same way
+everywhere. Scores are plain numbers in clear so SQL can aggregate them; by themselves
+they identify nobody (see docs/architecture.md, Outcomes and reports).
+"""
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
+from portal.core.time import now_utc
+from portal.extensions import db
+from portal.referrals.models import Referral
+
+
+class Phase(enum.StrEnum):
+    INTAKE = "intake"
+    INTERIM = "interim"
+    DISCHARGE = "discharge"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class Instrument(PkMixin, TimestampMixin, db.Model):
+    """A patient-reported outcome measure: its range, direction and minimal clinically important difference."""
+
+    __tablename__ = "outcome_instruments"
+
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    min_score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    is_higher_better: Mapped[bool] = mapped_column()
+    mcid: Mapped[float] = mapped_column(Float)
+    mcid_citation: Mapped[str] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.is_higher_better else "lower is better"
+
+    def improvement(self, intake: float, later: float) -> float:
+        """Change in the better direction: positive means the patient improved."""
+        return later - intake if self.is_higher_better else intake - later
+
+    def mcid_target(self, intake: float) -> float:
+        """The score a patient must reach from this intake for a clinically important change."""
+        target = intake + self.mcid if self.is_higher_better else intake - self.mcid
+        return min(max(target, self.min_score), self.max_score)
+
+    def __repr__(self) -> str:
+        return f"<Instrument {self.code}>"
+
+
+class OutcomeScore(PkMixin, TimestampMixin, db.Model):
+    __tablename__ = "outcome_scores"
+    __table_args__ = (
+        # Covering for the reports: an episode's scores by instrument and phase, without a table lookup.
+        Index("ix_outcome_scores_report", "referral_id", "instrument_id", "phase", "score"),
+    )
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"))
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("outcome_instruments.id"), index=True)
+    phase: Mapped[Phase] = mapped_column(enum_type(Phase, 16))
+    measured_on: Mapped[date] = mapped_column(Date)
+    score: Mapped[float] = mapped_column(Float)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    instrument = relationship("Instrument", lazy="joined")
+    referral = relationship("Referral", lazy="select")
+    recorded_by = relationship("User", lazy="select")
+
+    def __repr__(self) -> str:
+        return f"<OutcomeScore {self.public_id}>"
+
+
+class EpisodeVisits(PkMixin, db.Model):
+    """Visits the patient attended in an episode, entered by staff at discharge ("visits per episode")."""
+
+    __tablename__ = "episode_visits"
+    __table_args__ = (UniqueConstraint("referral_id", name="uq_episode_visits_referral_id"),)
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"))
+    visits: Mapped[int] = mapped_column(Integer)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+# The reports read an organization's referrals in a date range: this covering index answers the
+# cohort (status, patient, first visit) from the index alone. It lives with the reports that need it.
+Index("ix_referrals_report_cohort", Referral.organization_id, Referral.submitted_at, Referral.status,
+      Referral.patient_id, Referral.first_visit_at)

@@ -1,0 +1,208 @@
+"""Score entry (staff), instruments (admin), the partner organization report and staff analytics."""
+import uuid
+from datetime import date
+
+from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.audit.services import AuditAction, record
+from portal.core.forms import form_page
+from portal.core.permissions import Permission, requires
+from portal.extensions import db
+from portal.outcomes import analytics, exports, queries, services
+from portal.outcomes.charts import episode_charts, funnel_chart, trend_chart
+from portal.outcomes.forms import InstrumentForm, RangeForm, ScoreForm
+from portal.outcomes.models import Phase
+from portal.outcomes.reports import DateRange, partner_report
+from portal.outcomes.sql import practice_zone
+from portal.core.time import now_utc
+from portal.partners.models import Organization
+from portal.referrals.queries import get_referral_or_404
+
+bp = Blueprint("outcomes", __name__)
+
+
+def _today() -> date:
+    return now_utc().astimezone(practice_zone()).date()
+
+
+def _range_form() -> tuple[RangeForm, DateRange]:
+    form = RangeForm(formdata=request.args)
+    default = DateRange.default(_today())
+    if not form.validate():
+        return form, default
+    return form, DateRange(form.start.data or default.start, form.end.data or default.end)
+
+
+def _download(body, mimetype: str, name: str) -> Response:
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={name}"})
+
+
+# --- scores (staff) ---------------------------------------------------------------------
+
+@bp.route("/staff/episodes/<uuid:referral_id>/scores", methods=["GET", "POST"])
+@requires(Permission.INTAKE_WORK)
+def episode_scores(referral_id: uuid.UUID):
+    referral = get_referral_or_404(current_user, referral_id)
+    form = ScoreForm(queries.active_instruments())
+    if form.validate_on_submit():
+        try:
+            services.record_score(current_user, referral, form.chosen, Phase(form.phase.data), form.measured_on.data,
+                                  float(form.score.data), form.visits.data)
+        except services.OutcomeError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            flash(f"{form.chosen.code} score recorded for {referral.reference}.", "success")
+            return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
+    record(AuditAction.PHI_READ, actor=current_user, obj=referral, patient_id=referral.patient.public_id,
+           view="episode_scores")
+    scores = queries.scores_for_episode(referral)
+    return form_page("outcomes/episode.html", form, referral=referral, scores=scores,
+                     visits=queries.visits_for_episode(referral), episodes=episode_charts(scores))
+
+
+@bp.post("/staff/scores/<uuid:score_id>/delete")
+@requires(Permission.INTAKE_WORK)
+def delete_score(score_id: uuid.UUID):
+    item = queries.get_score_or_404(score_id)
+    referral = item.referral
+    services.delete_score(current_user, item)
+    flash("Score removed.", "success")
+    return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
+
+
+# --- instruments (admin) ------------------------------------------------------------------
+
+def _instrument_data(form: InstrumentForm) -> dict:
+    return {"code": form.code.data, "name": form.name.data, "min_score": float(form.min_score.data),
+            "max_score": float(form.max_score.data), "is_higher_better": form.is_higher_better.data,
+            "mcid": float(form.mcid.data), "mcid_citation": form.mcid_citation.data, "is_active": form.is_active.data}
+
+
+@bp.route("/admin/instruments", methods=["GET", "POST"])
+@requires(Permission.INSTRUMENTS_MANAGE)
+def instruments():
+    form = InstrumentForm()
+    if form.validate_on_submit():
+        try:
+            instrument = services.save_instrument(current_user, None, _instrument_data(form))
+        except services.OutcomeError as exc:
+            form.code.errors.append(str(exc))
+        else:
+            flash(f"Instrument {instrument.code} added.", "success")
+            return redirect(url_for("outcomes.instruments"))
+    return form_page("outcomes/instruments.html", form, instruments=queries.all_instruments())
+
+
+@bp.route("/admin/instruments/<uuid:instrument_id>", methods=["GET", "POST"])
+@requires(Permission.INSTRUMENTS_MANAGE)
+def instrument(instrument_id: uuid.UUID):
+    item = queries.get_instrument_or_404(instrument_id)
+    form = InstrumentForm(obj=item)
+    if form.validate_on_submit():
+        try:
+            services.save_instrument(current_user, item, _instrument_data(form))
+        except services.OutcomeError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            flash(f"Instrument {item.code} saved.", "success")
+            return redirect(url_for("outcomes.instruments"))
+    return form_page("outcomes/instrument.html", form, instrument=item)
+
+
+# --- the partner organization report ------------------------------------------------------------
+
+def _report_page(org: Organization, endpoint: str, **url_args):
+    form, period = _range_form()
+    report = partner_report(org, period)
+    links = {fmt: url_for(f"{endpoint}_{fmt}", start=period.start.isoformat(), end=period.end.isoformat(), **url_args)
+             for fmt in ("csv", "pdf")}
+    return form_page("outcomes/report.html", form, report=report, links=links)
+
+
+def _report_export(org: Organization, fmt: str):
+    form, period = _range_form()
+    if form.errors:
+        return form_page("outcomes/report.html", form, report=partner_report(org, period), links={})
+    report = partner_report(org, period)
+    record(AuditAction.REPORT_EXPORTED, actor=current_user, obj=org, report="partner", format=fmt,
+           start=period.start.isoformat(), end=period.end.isoformat())
+    name = f"referral-outcomes-{period.start.isoformat()}-{period.end.isoformat()}.{fmt}"
+    if fmt == "csv":
+        return _download(exports.partner_csv(report), "text/csv", name)
+    return _download(exports.partner_pdf(report, current_app.config["PORTAL_NAME"]), "application/pdf", name)
+
+
+@bp.get("/partner/report")
+@requires(Permission.REPORTS_VIEW)
+def partner_report_page():
+    return _report_page(current_user.organization, "outcomes.partner_report")
+
+
+@bp.get("/partner/report.csv")
+@requires(Permission.REPORTS_VIEW)
+def partner_report_csv():
+    return _report_export(current_user.organization, "csv")
+
+
+@bp.get("/partner/report.pdf")
+@requires(Permission.REPORTS_VIEW)
+def partner_report_pdf():
+    return _report_export(current_user.organization, "pdf")
+
+
+def _organization_or_404(org_id: uuid.UUID) -> Organization:
+    return db.first_or_404(select(Organization).where(Organization.public_id == org_id))
+
+
+@bp.get("/staff/reports/organizations/<uuid:org_id>")
+@requires(Permission.ANALYTICS_VIEW)
+def organization_report(org_id: uuid.UUID):
+    return _report_page(_organization_or_404(org_id), "outcomes.organization_report", org_id=org_id)
+
+
+@bp.get("/staff/reports/organizations/<uuid:org_id>.csv")
+@requires(Permission.ANALYTICS_VIEW)
+def organization_report_csv(org_id: uuid.UUID):
+    return _report_export(_organization_or_404(org_id), "csv")
+
+
+@bp.get("/staff/reports/organizations/<uuid:org_id>.pdf")
+@requires(Permission.ANALYTICS_VIEW)
+def organization_report_pdf(org_id: uuid.UUID):
+    return _report_export(_organization_or_404(org_id), "pdf")
+
+
+# --- staff analytics ----------------------------------------------------------------------
+
+TREND_SOURCES = 5
+
+
+@bp.get("/staff/analytics")
+@requires(Permission.ANALYTICS_VIEW)
+def analytics_page():
+    form, period = _range_form()
+    today = _today()
+    rows = analytics.sources(period)
+    ranked, unranked = analytics.ranked_by_outcomes(rows)
+    top = rows[:TREND_SOURCES]
+    months = analytics.months_back(today)
+    trend = analytics.monthly_trend(today, [r.organization.id for r in top])
+    funnel = analytics.practice_funnel(period)
+    return form_page("outcomes/analytics.html", form, period=period, rows=rows, ranked=ranked, unranked=unranked,
+                     trend=trend_chart(months, [(r.organization.name, trend[r.organization.id]) for r in top]),
+                     funnel=funnel, funnel_chart=funnel_chart(funnel), drops=analytics.dropped_partners(today),
+                     csv_link=url_for("outcomes.analytics_csv", start=period.start.isoformat(),
+                                      end=period.end.isoformat()))
+
+
+@bp.get("/staff/analytics.csv")
+@requires(Permission.ANALYTICS_VIEW)
+def analytics_csv():
+    _, period = _range_form()
+    body = exports.analytics_csv(period, analytics.sources(period), analytics.dropped_partners(_today()),
+                                 analytics.practice_funnel(period))
+    record(AuditAction.REPORT_EXPORTED, actor=current_user, report="analytics", format="csv",
+           start=period.start.isoformat(), end=period.end.isoformat())
+    return _download(body, "text/csv", f"referral-analytics-{period.start.isoformat()}-{period.end.isoformat()}.csv")
