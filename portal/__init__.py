@@ -1,5 +1,4 @@
 """Referral partner portal: the application factory."""
-import logging
 from pathlib import Path
 
 from flask import Flask
@@ -21,6 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_templates(app)
     register_security(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -34,6 +34,7 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from portal.core import phi
     from portal.core.db import register_request_commit
     from portal.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -42,6 +43,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+    phi.init_app(app)
     register_request_commit(app)
 
 
@@ -49,10 +51,26 @@ def register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
     from portal.auth.views import bp as auth_bp
     from portal.home.views import bp as home_bp
+    from portal.mfa.views import bp as mfa_bp
+    from portal.notifications.views import bp as notifications_bp
     from portal.partners.views import bp as partners_bp
+    from portal.referrals.intake_views import bp as intake_bp, licensure_bp
+    from portal.referrals.views import bp as referrals_bp
+    from portal.relationships.views import bp as relationships_bp, learning_bp
+    from portal.patients.views import bp as patients_bp
+    from portal.audit.views import bp as audit_bp
+    from portal.sso.views import bp as sso_bp
+    from portal.outcomes.views import bp as outcomes_bp
+    from portal.stories.views import bp as stories_bp
 
-    for bp in (auth_bp, home_bp, admin_bp, partners_bp):
+    for bp in (auth_bp, mfa_bp, sso_bp, home_bp, admin_bp, partners_bp, referrals_bp, intake_bp, licensure_bp,
+               patients_bp, audit_bp, notifications_bp, relationships_bp, learning_bp, outcomes_bp, stories_bp):
         app.register_blueprint(bp)
+    from portal.api.admin import bp as api_clients_bp
+    from portal.api.views import bp as fhir_bp
+
+    app.register_blueprint(api_clients_bp)
+    app.register_blueprint(fhir_bp)  # FHIR API and SMART discovery (bearer tokens; CSRF-exempt)
 
 
 def register_security(app: Flask) -> None:
@@ -63,6 +81,12 @@ def register_security(app: Flask) -> None:
     register_session_checks(app)
     register_permission_checks(app)
     register_security_headers(app)
+
+
+def register_templates(app: Flask) -> None:
+    from portal.core.formatting import register_filters
+
+    register_filters(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

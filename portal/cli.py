@@ -6,7 +6,14 @@ from portal.extensions import db
 
 
 def register_cli(app: Flask) -> None:
+    from portal.audit.cli import audit_group
+    from portal.notifications.cli import outbox_group
+    from portal.relationships.cli import partners_group
+
     app.cli.add_command(portal_group)
+    app.cli.add_command(audit_group)
+    app.cli.add_command(outbox_group)
+    app.cli.add_command(partners_group)
 
 
 @click.group("portal")
@@ -33,7 +40,20 @@ def demo_logins():
     click.echo(f"\n  Referral partner portal: {url}\n  Password for every demo login: {DEMO_PASSWORD}\n")
     for email, role, org in logins():
         click.echo(f"  {role:<14} {email:<34} {org}")
-    click.echo("")
+    from portal.mfa.demo import demo_totp_key
+
+    click.echo(f"\n  Staff and admins also give a code (two-step verification). Add this key to any\n"
+               f"  authenticator app (time-based): {demo_totp_key()}\n"
+               f"  or print the current code with: flask --app wsgi portal demo-code\n")
+
+
+@portal_group.command("demo-code")
+def demo_code():
+    """Print the current two-step code of the demo staff and admin logins."""
+    from portal.mfa import totp
+    from portal.mfa.demo import DEMO_TOTP_SECRET
+
+    click.echo(totp.code_at(DEMO_TOTP_SECRET, totp.time_step()))
 
 
 @portal_group.command("create-admin")
@@ -50,7 +70,6 @@ def create_admin(email: str, name: str):
     user = User(email=normalise_email(email), full_name=name, role=Role.ADMIN)
     db.session.add(user)
     db.session.flush()
-    with current_app.test_request_context():
-        link = issue_link(user, TokenPurpose.INVITE)
+    link = issue_link(user, TokenPurpose.INVITE)
     db.session.commit()
     click.echo(f"Admin created. Open this one-time link to set the password:\n{link}")

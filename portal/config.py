@@ -28,11 +28,36 @@ DEFAULTS = {
     "SESSION_ABSOLUTE_HOURS": 12,
     "INVITE_TTL_HOURS": 72,
     "RESET_TTL_MINUTES": 60,
+    "MFA_MAX_FAILURES": 5,
+    "MFA_REMEMBER_DAYS": 30,  # 0 turns "remember this browser" off; at most 30
+    "OIDC_HTTP_TIMEOUT": 10,
+    # FHIR API (portal/api): access-token lifetime, longest client-assertion lifetime, JWKS URL fetches.
+    "API_TOKEN_SECONDS": 300,
+    "API_ASSERTION_MAX_SECONDS": 300,
+    "API_HTTP_TIMEOUT": 10,
     "MAIL_FROM": "portal@riverbend-pt.example",
+    # Outbox delivery (portal/notifications). No SMTP_HOST: messages go to OUTBOX_SINK_DIR.
+    "SMTP_HOST": "",
+    "SMTP_PORT": 587,
+    "SMTP_SECURITY": "starttls",  # none | starttls | tls
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_TIMEOUT": 30,
+    "OUTBOX_SINK_DIR": None,  # filled with instance/outbox when unset
+    "OUTBOX_MAX_ATTEMPTS": 12,  # with the back-off below: about half a day to a day of retries
+    "OUTBOX_BACKOFF_SECONDS": 60,
+    "OUTBOX_BACKOFF_MAX_SECONDS": 6 * 3600,
+    "OUTBOX_LEASE_SECONDS": 300,
+    "OUTBOX_BATCH_SIZE": 20,
+    "OUTBOX_POLL_SECONDS": 5,
     "PHI_KEYRING_PATH": None,  # filled with instance/keyring.bin when unset
     "UPLOAD_DIR": None,  # filled with instance/uploads when unset
     "MAX_CONTENT_LENGTH": 30 * 1024 * 1024,
     "LOG_LEVEL": "INFO",
+    "PORTAL_TIMEZONE": "America/Chicago",
+    "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
+    "REFERRAL_ATTACHMENTS_MAX_BYTES": 25 * 1024 * 1024,
+    "REFERRAL_MAX_ATTACHMENTS": 10,
 }
 
 INT_SETTINGS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
@@ -77,6 +102,9 @@ def load_config(app, test_config: dict | None = None) -> None:
     cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'portal.db'}"
     cfg["PHI_KEYRING_PATH"] = cfg["PHI_KEYRING_PATH"] or str(instance / "keyring.bin")
     cfg["UPLOAD_DIR"] = cfg["UPLOAD_DIR"] or str(instance / "uploads")
+    cfg["OUTBOX_SINK_DIR"] = cfg["OUTBOX_SINK_DIR"] or str(instance / "outbox")
+    if cfg["SMTP_SECURITY"] not in ("none", "starttls", "tls"):
+        raise ConfigError("SMTP_SECURITY must be none, starttls or tls")
 
     is_dev = env == "development"
     cfg.update(

@@ -5,7 +5,12 @@ from portal.auth.models import User
 from portal.auth.passwords import hash_password
 from portal.core.permissions import Role
 from portal.extensions import db
+from portal.mfa.demo import enrol_demo_practice_users
 from portal.partners.models import Organization, OrganizationKind, RelationshipStatus
+from portal.patients.demo import seed_demo_patients
+from portal.outcomes.demo import seed_demo_outcomes
+from portal.referrals.demo import seed_demo_licensure, seed_demo_referrals
+from portal.relationships.demo import seed_demo_relationships
 
 DEMO_PASSWORD = "riverbend-demo-2026"
 
@@ -47,4 +52,9 @@ def seed_demo_data() -> bool:
         db.session.add(User(email=email, full_name=name, role=role, npi=npi, password_hash=password_hash,
                             organization_id=orgs[org].id if org else None))
     db.session.flush()
+    enrol_demo_practice_users()
+    seed_demo_licensure()
+    seed_demo_referrals(seed_demo_patients(40))
+    seed_demo_outcomes()
+    seed_demo_relationships()
     return True

@@ -9,4 +9,13 @@ flask=.venv/bin/flask
 $flask db upgrade            # also generates instance/portal.toml secrets on first run
 $flask portal seed-demo      # only into an empty database: data is kept across runs
 $flask portal demo-logins
-exec .venv/bin/gunicorn --config gunicorn.conf.py wsgi:app
+# The outbox worker delivers e-mail (to instance/outbox/*.eml unless SMTP_HOST is set) and
+# stops when gunicorn does.
+$flask outbox work &
+worker=$!
+# The audit sealer extends the tamper-evident hash chain once a minute.
+$flask audit seal --every 60 > /dev/null &
+sealer=$!
+trap 'kill "$worker" "$sealer" 2>/dev/null || true; wait "$worker" "$sealer" 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
+.venv/bin/gunicorn --config gunicorn.conf.py wsgi:app

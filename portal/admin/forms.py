@@ -1,7 +1,7 @@
 """Forms for organizations and invitations."""
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, Length, Optional
 
 from portal.core.permissions import Role
 from portal.core.validators import US_STATES, strip_filter, validate_npi

@@ -10,9 +10,13 @@ from portal.audit.services import AuditAction, record
 from portal.auth import services as accounts
 from portal.auth.models import User
 from portal.auth.queries import get_visible_user_or_404, visible_users
+from portal.core.forms import form_page
 from portal.core.permissions import Permission, Role, requires
 from portal.extensions import db
+from portal.mfa.forms import OrganizationPolicyForm
+from portal.mfa.services import users_with_second_factor
 from portal.partners.models import Organization, OrganizationKind
+from portal.sso.services import provider_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -46,7 +50,7 @@ def organizations():
         select(Organization, func.count(User.id))
         .outerjoin(User, User.organization_id == Organization.id)
         .group_by(Organization.id).order_by(Organization.name)).all()
-    return render_template("admin/organizations.html", form=form, orgs=orgs)
+    return form_page("admin/organizations.html", form, orgs=orgs)
 
 
 @bp.get("/organizations/<uuid:org_id>")
@@ -55,7 +59,9 @@ def organization(org_id: uuid.UUID):
     org = db.first_or_404(select(Organization).where(Organization.public_id == org_id))
     members = db.session.scalars(select(User).where(User.organization_id == org.id).order_by(User.full_name)).all()
     form = _invite_form(organization=str(org.public_id))
-    return render_template("admin/organization.html", org=org, members=members, form=form)
+    return render_template("admin/organization.html", org=org, members=members, form=form,
+                           policy_form=OrganizationPolicyForm(obj=org), sso=provider_of(org),
+                           mfa_ids=users_with_second_factor(members))
 
 
 @bp.route("/users", methods=["GET", "POST"])
@@ -79,7 +85,7 @@ def users():
                 flash(f"Invitation sent to {user.email}.", "success")
                 return redirect(url_for("admin.users"))
     all_users = db.session.scalars(visible_users(current_user)).all()
-    return render_template("admin/users.html", form=form, users=all_users)
+    return form_page("admin/users.html", form, users=all_users, mfa_ids=users_with_second_factor(all_users))
 
 
 @bp.post("/users/<uuid:user_id>/deactivate")

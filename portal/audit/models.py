@@ -1,27 +1,54 @@
-"""Audit events: who did what to which object, from where. Ids only, never PHI."""
+"""Audit events: who did what to which object, from where. Ids only, never PHI.
+
+Tamper evidence: each event carries a SHA-256 ``content_hash`` of its own fields,
+computed when it is written (no lock, no coordination between workers). A sealer
+(``flask audit seal``) later gives committed events a sequence number and a
+``chain_hash`` = SHA-256(previous chain hash + content hash), and writes an
+HMAC-signed checkpoint. See docs/security.md, "Audit trail".
+"""
+import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Uuid
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.db import UTCDateTime
 from portal.core.time import now_utc
 from portal.extensions import db
 
+BIGINT = BigInteger().with_variant(Integer, "sqlite")
+
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_events"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(BIGINT, primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
     object_type: Mapped[str | None] = mapped_column(String(64))
     object_id: Mapped[str | None] = mapped_column(String(64))
-    patient_id: Mapped[object | None] = mapped_column(Uuid, index=True)
+    patient_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     request_id: Mapped[str | None] = mapped_column(String(64))
     ip_address: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Set by record(); NULL only for events written before the chain existed (hashed at first seal).
+    content_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    seq: Mapped[int | None] = mapped_column(BIGINT, unique=True)
+    chain_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
     def __repr__(self) -> str:
         return f"<AuditEvent {self.id} {self.action}>"
+
+
+class AuditCheckpoint(db.Model):
+    """A signed statement 'the chain up to seq N ends in hash H', written by each seal."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BIGINT, unique=True)
+    chain_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_fingerprint: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

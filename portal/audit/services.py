@@ -4,7 +4,9 @@ import uuid
 
 from flask import g, has_request_context, request
 
+from portal.audit.chain import content_hash
 from portal.audit.models import AuditEvent
+from portal.core.time import now_utc
 from portal.extensions import db
 
 
@@ -17,10 +19,67 @@ class AuditAction(enum.StrEnum):
     PASSWORD_CHANGED = "auth.password_changed"
     PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
     PERMISSION_DENIED = "auth.permission_denied"
+    MFA_CHALLENGED = "auth.mfa_challenged"
+    MFA_FAILED = "auth.mfa_failed"
+    MFA_ENROLLED = "auth.mfa_enrolled"
+    MFA_DISABLED = "auth.mfa_disabled"
+    MFA_RESET = "auth.mfa_reset"
+    RECOVERY_CODE_USED = "auth.recovery_code_used"
+    RECOVERY_CODES_REPLACED = "auth.recovery_codes_replaced"
+    DEVICE_TRUSTED = "auth.device_trusted"
+    DEVICE_REVOKED = "auth.device_revoked"
+    SESSION_ENDED = "auth.session_ended"
+    SSO_STARTED = "auth.sso_started"
+    SSO_FAILED = "auth.sso_failed"
+    SSO_CONFIGURED = "organization.sso_configured"
+    SIGN_IN_POLICY_CHANGED = "organization.sign_in_policy_changed"
     USER_INVITED = "user.invited"
     USER_DEACTIVATED = "user.deactivated"
     USER_REACTIVATED = "user.reactivated"
     ORGANIZATION_CREATED = "organization.created"
+    PHI_READ = "phi.read"
+    PATIENT_LOOKUP = "patient.lookup"
+    REFERRAL_SUBMITTED = "referral.submitted"
+    REFERRAL_STATUS_CHANGED = "referral.status_changed"
+    REFERRAL_NOTE_ADDED = "referral.note_added"
+    REFERRAL_DUPLICATE_RESOLVED = "referral.duplicate_resolved"
+    ATTACHMENT_UPLOADED = "attachment.uploaded"
+    ATTACHMENT_DOWNLOADED = "attachment.downloaded"
+    LICENSE_CHANGED = "practice.license_changed"
+    CONSENT_RECORDED = "consent.recorded"
+    CONSENT_REVOKED = "consent.revoked"
+    UPDATE_WRITTEN = "update.written"
+    UPDATE_RELEASED = "update.released"
+    UPDATE_RETURNED = "update.returned"
+    DISCLOSURE = "phi.disclosed"
+    AUDIT_EXPORTED = "audit.exported"
+    DISCLOSURES_EXPORTED = "audit.disclosures_exported"
+    AUDIT_VERIFIED = "audit.verified"
+    KEY_ROTATION = "phi.key_rotation"
+    NOTIFICATION_PREFERENCES_CHANGED = "notifications.preferences_changed"
+    OUTBOX_RETRIED = "outbox.retried"
+    RELATIONSHIP_UPDATED = "relationship.updated"
+    CONTACT_ADDED = "relationship.contact_added"
+    TOUCHPOINT_LOGGED = "relationship.touchpoint_logged"
+    PROSPECTS_IMPORTED = "relationship.prospects_imported"
+    PROSPECTS_EXPORTED = "relationship.prospects_exported"
+    EVENT_PUBLISHED = "learning.event_published"
+    EVENT_RSVP = "learning.event_rsvp"
+    EVENT_ATTENDANCE = "learning.event_attendance"
+    RESOURCE_PUBLISHED = "learning.resource_published"
+    SCORE_RECORDED = "outcome.score_recorded"
+    SCORE_DELETED = "outcome.score_deleted"
+    VISITS_RECORDED = "outcome.visits_recorded"
+    INSTRUMENT_CHANGED = "outcome.instrument_changed"
+    REPORT_EXPORTED = "report.exported"
+    STORY_WRITTEN = "story.written"
+    STORY_PUBLISHED = "story.published"
+    STORY_WITHDRAWN = "story.withdrawn"
+    API_CLIENT_REGISTERED = "api.client_registered"
+    API_CLIENT_CHANGED = "api.client_changed"
+    API_TOKEN_ISSUED = "api.token_issued"
+    API_TOKEN_REFUSED = "api.token_refused"
+    API_READ = "api.read"
 
 
 def record(
@@ -38,10 +97,13 @@ def record(
         object_type=type(obj).__name__ if obj is not None else None,
         object_id=str(obj.public_id) if obj is not None else None,
         patient_id=patient_id,
-        detail={k: str(v) for k, v in detail.items()},
+        # An API client (portal.api) is no user: actor_id stays NULL and the client names itself in detail.
+        detail={k: str(v) for k, v in {**getattr(actor, "audit_detail", {}), **detail}.items()},
     )
     if has_request_context():
         event.request_id = g.get("request_id")
         event.ip_address = request.remote_addr
+    event.occurred_at = now_utc()
+    event.content_hash = content_hash(event)
     db.session.add(event)
     return event

@@ -38,6 +38,9 @@ class User(PkMixin, TimestampMixin, db.Model):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Wrong second-factor codes in a row; counted apart from failed_logins, which a right
+    # password resets, so knowing the password does not buy unlimited code guesses.
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     organization = relationship("Organization", back_populates="users", lazy="joined")
 
@@ -78,8 +81,13 @@ class UserSession(PkMixin, db.Model):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     ip_address: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+    auth_method: Mapped[str | None] = mapped_column(String(32))  # "password+totp", "oidc", ...
 
     user = relationship("User", lazy="joined")
+
+    @property
+    def has_second_factor(self) -> bool:
+        return "+" in (self.auth_method or "")
 
 
 class TokenPurpose(enum.StrEnum):

@@ -89,6 +89,6 @@ def _is_repeated_common(text: str) -> bool:
 
 
 def _is_sequence(text: str) -> bool:
-    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:])}
+    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:], strict=False)}
     # 9 -> 0 continues a digit run ("1234567890").
     return steps <= {1, -9} or steps <= {-1, 9}

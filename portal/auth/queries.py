@@ -1,12 +1,15 @@
 """Scoped user queries: a user outside the actor's scope does not exist (404)."""
 import uuid
+from datetime import timedelta
 
-from flask import abort
+from flask import current_app
 from sqlalchemy import Select, select
 
-from portal.auth.models import User
+from portal.auth.models import User, UserSession
 from portal.core.permissions import Role
+from portal.core.time import now_utc
 from portal.extensions import db
+from portal.mfa import policy, services as mfa
 
 
 def visible_users(actor: User) -> Select:
@@ -19,7 +22,34 @@ def visible_users(actor: User) -> Select:
 
 
 def get_visible_user_or_404(actor: User, public_id: uuid.UUID) -> User:
-    user = db.session.scalar(visible_users(actor).where(User.public_id == public_id))
-    if user is None:
-        abort(404)
-    return user
+    return db.first_or_404(visible_users(actor).where(User.public_id == public_id))
+
+
+RECENT_SIGN_INS = 10
+
+
+def active_sessions(user: User) -> list[UserSession]:
+    """Open sessions still inside the idle and absolute timeouts, newest first."""
+    cfg, now = current_app.config, now_utc()
+    return list(db.session.scalars(select(UserSession).where(
+        UserSession.user_id == user.id, UserSession.ended_at.is_(None),
+        UserSession.created_at > now - timedelta(hours=cfg["SESSION_ABSOLUTE_HOURS"]),
+        UserSession.last_seen_at > now - timedelta(minutes=cfg["SESSION_IDLE_MINUTES"]),
+    ).order_by(UserSession.created_at.desc())))
+
+
+def recent_sign_ins(user: User) -> list[UserSession]:
+    return list(db.session.scalars(select(UserSession).where(UserSession.user_id == user.id)
+                                   .order_by(UserSession.created_at.desc()).limit(RECENT_SIGN_INS)))
+
+
+def account_security(user: User) -> dict:
+    """What the account page shows about sign-in: second factor, browsers, sessions."""
+    return {
+        "has_mfa": mfa.has_second_factor(user),
+        "mfa_required": policy.mfa_required(user),
+        "recovery_codes_left": mfa.remaining_recovery_codes(user),
+        "devices": mfa.active_devices(user),
+        "active_sessions": active_sessions(user),
+        "recent_sign_ins": recent_sign_ins(user),
+    }

@@ -2,7 +2,7 @@
 import secrets
 from datetime import timedelta
 
-from flask import current_app, url_for
+from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
@@ -10,9 +10,13 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import AccountToken, TokenPurpose, User, token_digest
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
 from portal.auth.sessions import end_all_sessions
+from portal.core.db import keep_writes_on_error
+from portal.core.formatting import local_datetime
 from portal.core.permissions import Role
 from portal.core.time import now_utc
+from portal.core.urls import external_url
 from portal.extensions import db
+from portal.mfa.services import revoke_all_devices
 from portal.notifications.services import enqueue
 
 
@@ -36,6 +40,8 @@ def authenticate(email: str, password: str) -> User | None:
     """
     user = find_user_by_email(email)
     ok = verify_password(user.password_hash if user else None, password)
+    if user is None or user.is_locked or not user.is_active or not ok:
+        keep_writes_on_error()  # the failure count and audit event outlive the 401
     if user is None:
         record(AuditAction.LOGIN_FAILED, reason="unknown_account")
         return None
@@ -44,10 +50,9 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     user.failed_logins = 0
     user.locked_until = None
-    user.last_login_at = now_utc()
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    record(AuditAction.LOGIN, actor=user)
+    # The first factor only: portal.mfa.flow records auth.login when the session starts.
     return user
 
 
@@ -83,8 +88,7 @@ def issue_link(user: User, purpose: TokenPurpose) -> str:
     db.session.add(AccountToken(user_id=user.id, purpose=purpose, token_digest=token_digest(raw),
                                 expires_at=now_utc() + _ttl(purpose)))
     signed = _serializer(purpose).dumps(raw)
-    return current_app.config["PORTAL_BASE_URL"].rstrip("/") + url_for(
-        "auth.redeem", purpose=purpose.value, t=signed)
+    return external_url("auth.redeem", purpose=purpose.value, t=signed)
 
 
 def check_link(purpose: TokenPurpose, signed: str) -> AccountToken | None:
@@ -117,11 +121,16 @@ def redeem_link(token: AccountToken, new_password: str) -> User:
 
 
 def set_password(user: User, new_password: str) -> None:
+    """Every session and remembered browser ends; the user is told (not for a first password)."""
+    had_password = user.password_hash is not None
     user.password_hash = hash_password(new_password)
     user.failed_logins = 0
     user.locked_until = None
     end_all_sessions(user, "password_changed")
+    revoke_all_devices(user)
     record(AuditAction.PASSWORD_CHANGED, actor=user, obj=user)
+    if had_password:
+        enqueue(user.email, "password_changed", when=local_datetime(now_utc()))
 
 
 def request_password_reset(email: str) -> None:

@@ -20,8 +20,12 @@ SESSION_KEY = "sid"
 TOUCH_INTERVAL = timedelta(seconds=60)  # bounds the write rate of last_seen_at
 
 
-def start_session(user: User) -> UserSession:
-    """A new session on every sign-in: nothing from before survives (no fixation)."""
+def start_session(user: User, auth_method: str = "password") -> UserSession:
+    """A new session on every sign-in: nothing from before survives (no fixation).
+
+    Called only once every factor has passed (portal/mfa/flow.py); auth_method records
+    how, e.g. "password+totp" or "oidc+trusted_device".
+    """
     session.clear()
     token = secrets.token_urlsafe(32)
     record_ = UserSession(
@@ -29,6 +33,7 @@ def start_session(user: User) -> UserSession:
         token_digest=token_digest(token),
         ip_address=request.remote_addr,
         user_agent=(request.user_agent.string or "")[:255],
+        auth_method=auth_method,
     )
     db.session.add(record_)
     session[SESSION_KEY] = token
@@ -55,6 +60,25 @@ def end_all_sessions(user: User, reason: str) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+def end_session_by_user(user: User, record_: UserSession) -> None:
+    """The user ends one of their other sessions from the account page."""
+    record_.ended_at = now_utc()
+    record_.end_reason = "ended_by_user"
+    record(AuditAction.SESSION_ENDED, actor=user, obj=record_)
+
+
+def end_sessions_except(user: User, keep: UserSession) -> int:
+    """'Sign out everywhere else': every open session of the user but this one ends."""
+    count = db.session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None), UserSession.id != keep.id)
+        .values(ended_at=now_utc(), end_reason="ended_by_user")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    record(AuditAction.SESSION_ENDED, actor=user, obj=user, count=count)
+    return count
 
 
 def _load_user(public_id: str) -> User | None:

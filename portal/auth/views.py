@@ -1,15 +1,22 @@
 """Sign in and out, one-time links (invitation, reset) and the signed-in user's account."""
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+import uuid
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from portal.audit.services import AuditAction, record
 from portal.auth import services
 from portal.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
-from portal.auth.models import TokenPurpose
+from portal.auth.models import TokenPurpose, UserSession
 from portal.auth.passwords import verify_password
-from portal.auth.sessions import end_current_session, start_session
+from portal.auth.queries import account_security
+from portal.auth.sessions import end_current_session, end_session_by_user, end_sessions_except, start_session
+from portal.core.forms import form_page
 from portal.core.permissions import Permission, public, requires
-from portal.extensions import limiter
+from portal.extensions import db, limiter
+from portal.mfa import flow
+from portal.mfa.forms import PasswordConfirmForm
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -31,11 +38,10 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data)
         if user is not None:
-            next_path = session.get("next")
-            start_session(user)
-            return redirect(_safe_next(next_path) or url_for("home.index"))
+            return flow.after_first_factor(user, "password", next_path=_safe_next(session.get("next")))
         flash(LOGIN_FAILED, "error")
-    return render_template("auth/login.html", form=form)
+        return render_template("auth/login.html", form=form), 401
+    return form_page("auth/login.html", form)
 
 
 def _safe_next(path: str | None) -> str | None:
@@ -63,7 +69,7 @@ def forgot_password():
         services.request_password_reset(form.email.data)
         flash("If an account exists for that address, we have sent it a link to set a new password.", "info")
         return redirect(url_for("auth.login"))
-    return render_template("auth/forgot.html", form=form)
+    return form_page("auth/forgot.html", form)
 
 
 @bp.get("/link/<any(invite, password_reset):purpose>")
@@ -100,8 +106,7 @@ def set_password():
         session.pop(_TOKEN_KEY, None)
         flash("Your password is set. Please sign in.", "success")
         return redirect(url_for("auth.login"))
-    return render_template("auth/set_password.html", form=form, user=user,
-                           is_invite=token.purpose is TokenPurpose.INVITE)
+    return form_page("auth/set_password.html", form, user=user, is_invite=token.purpose is TokenPurpose.INVITE)
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -116,8 +121,32 @@ def account():
         else:
             user = current_user._get_current_object()
             services.set_password(user, form.new_password.data)
-            start_session(user)  # every other session, including copies of this one, has ended
+            # every other session, including copies of this one, has ended
+            start_session(user, auth_method=g.user_session.auth_method)
             flash("Your password has been changed. Other sessions were signed out.", "success")
             return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", form=form)
+    return form_page("auth/account.html", form, **account_security(current_user),
+                     codes_form=PasswordConfirmForm(prefix="codes"), off_form=PasswordConfirmForm(prefix="off"))
+
+
+@bp.post("/sessions/<uuid:session_id>/end")
+@requires(Permission.ACCOUNT_MANAGE)
+def end_session(session_id: uuid.UUID):
+    record_ = db.first_or_404(select(UserSession).where(
+        UserSession.public_id == session_id, UserSession.user_id == current_user.id,
+        UserSession.ended_at.is_(None)))
+    if record_.id == g.user_session.id:
+        flash("That is this browser: use Sign out instead.", "info")
+    else:
+        end_session_by_user(current_user, record_)
+        flash("That session has ended.", "success")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/sessions/end-others")
+@requires(Permission.ACCOUNT_MANAGE)
+def end_other_sessions():
+    count = end_sessions_except(current_user, g.user_session)
+    flash(f"Signed out everywhere else ({count} {'session' if count == 1 else 'sessions'}).", "success")
+    return redirect(url_for("auth.account"))
 

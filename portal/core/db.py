@@ -2,7 +2,7 @@
 import uuid
 from datetime import datetime
 
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy import DateTime, Engine, Enum, Uuid, event
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -63,12 +63,21 @@ def _sqlite_begin(conn):
         conn.exec_driver_sql("BEGIN")
 
 
+def keep_writes_on_error() -> None:
+    """Commit this request's writes even though it will answer 4xx.
+
+    For security bookkeeping that must outlive a refusal: a failed sign-in's counter
+    and audit event. Only services call it, and only on that path.
+    """
+    g.keep_writes_on_error = True
+
+
 def register_request_commit(app: Flask) -> None:
     """Services flush; the request commits once, only when it succeeded."""
 
     @app.after_request
     def commit_session(response):
-        if response.status_code < 400:
+        if response.status_code < 400 or (response.status_code < 500 and g.pop("keep_writes_on_error", False)):
             db.session.commit()
         else:
             db.session.rollback()

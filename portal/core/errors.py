@@ -26,6 +26,10 @@ def wants_json() -> bool:
 
 def error_response(code: int, detail: str | None = None):
     title, text = MESSAGES.get(code, MESSAGES[500] if code >= 500 else MESSAGES[400])
+    if request.path == "/fhir" or request.path.startswith("/fhir/"):
+        from portal.api.fhir import http_outcome  # FHIR clients expect an OperationOutcome
+
+        return http_outcome(code, detail or f"{title}. {text}")
     if wants_json():
         return jsonify(error={"status": code, "title": title, "detail": detail or text}), code
     return render_template("errors/error.html", code=code, title=title, text=detail or text), code

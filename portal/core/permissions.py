@@ -36,10 +36,26 @@ class Permission(enum.StrEnum):
     ADMIN_HOME = "admin:home:view"
     ORGANIZATIONS_MANAGE = "admin:organizations:manage"
     USERS_MANAGE = "admin:users:manage"
+    REFERRALS_SUBMIT = "partner:referrals:submit"
+    REFERRALS_FOLLOW = "partner:referrals:view"
+    INTAKE_WORK = "staff:referrals:manage"
+    LICENSURE_MANAGE = "admin:licensure:manage"
+    AUDIT_REVIEW = "admin:audit:view"
+    RELATIONSHIPS_MANAGE = "staff:relationships:manage"
+    LEARNING_VIEW = "partner:learning:view"
+    OUTBOX_MANAGE = "admin:outbox:manage"
+    REPORTS_VIEW = "partner:reports:view"
+    STORIES_BROWSE = "partner:stories:view"
+    ANALYTICS_VIEW = "staff:analytics:view"
+    STORIES_WRITE = "staff:stories:manage"
+    INSTRUMENTS_MANAGE = "admin:instruments:manage"
+    API_CLIENTS_MANAGE = "admin:api-clients:manage"
 
 
-_PARTNER = {Permission.ACCOUNT_MANAGE, Permission.PARTNER_HOME}
-_STAFF = {Permission.ACCOUNT_MANAGE, Permission.STAFF_HOME}
+_PARTNER = {Permission.ACCOUNT_MANAGE, Permission.PARTNER_HOME, Permission.REFERRALS_SUBMIT,
+            Permission.REFERRALS_FOLLOW, Permission.LEARNING_VIEW, Permission.REPORTS_VIEW, Permission.STORIES_BROWSE}
+_STAFF = {Permission.ACCOUNT_MANAGE, Permission.STAFF_HOME, Permission.INTAKE_WORK, Permission.RELATIONSHIPS_MANAGE,
+          Permission.ANALYTICS_VIEW, Permission.STORIES_WRITE}
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.PARTNER: frozenset(_PARTNER),
@@ -47,11 +63,17 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.STAFF: frozenset(_STAFF),
     Role.ADMIN: frozenset(
         _STAFF
-        | {Permission.ADMIN_HOME, Permission.ORGANIZATIONS_MANAGE, Permission.USERS_MANAGE}
+        | {Permission.ADMIN_HOME, Permission.ORGANIZATIONS_MANAGE, Permission.USERS_MANAGE,
+           Permission.LICENSURE_MANAGE, Permission.AUDIT_REVIEW, Permission.OUTBOX_MANAGE,
+           Permission.INSTRUMENTS_MANAGE, Permission.API_CLIENTS_MANAGE}
     ),
 }
 
 PUBLIC = "public"
+
+
+class BearerScope(str):
+    """Declared by portal.api.smart.requires_scope: the view checks a bearer token (not a session) for this scope."""
 _ATTR = "required_permission"
 
 
@@ -101,7 +123,7 @@ def register_permission_checks(app: Flask) -> None:
         if request.routing_exception is not None:
             return None  # let the 404/405 handlers answer
         needed = declared_permission(current_app, request.endpoint)
-        if needed == PUBLIC:
+        if needed == PUBLIC or isinstance(needed, BearerScope):
             return None
         if needed is None:
             current_app.logger.error("endpoint %s declares no permission", request.endpoint)

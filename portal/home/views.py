@@ -1,4 +1,6 @@
 """The root address and each role's home page: what needs me now?"""
+from datetime import date
+
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -7,6 +9,10 @@ from portal.auth.models import User
 from portal.core.permissions import Permission, Role, public, requires
 from portal.extensions import db
 from portal.partners.models import Organization
+from portal.consent.policy import expiring_consents
+from portal.progress.services import approval_queue
+from portal.referrals.lifecycle import Status
+from portal.referrals.queries import status_counts, urgent_waiting
 
 bp = Blueprint("home", __name__)
 
@@ -32,7 +38,10 @@ def staff():
     partner_count = db.session.scalar(select(func.count()).select_from(Organization))
     partner_users = db.session.scalar(
         select(func.count()).select_from(User).where(User.organization_id.is_not(None)))
-    return render_template("home/staff.html", partner_count=partner_count, partner_users=partner_users)
+    return render_template("home/staff.html", partner_count=partner_count, partner_users=partner_users,
+                           counts=status_counts(current_user), urgent=urgent_waiting(current_user),
+                           approvals=len(approval_queue(current_user)),
+                           expiring=len(expiring_consents(date.today(), 30)), Status=Status)
 
 
 @bp.get("/healthz")

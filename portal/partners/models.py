@@ -2,7 +2,7 @@
 import enum
 from datetime import date
 
-from sqlalchemy import Date, String
+from sqlalchemy import Date, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import PkMixin, TimestampMixin, enum_type
@@ -45,6 +45,9 @@ class Organization(PkMixin, TimestampMixin, db.Model):
     city: Mapped[str | None] = mapped_column(String(100))
     us_state: Mapped[str | None] = mapped_column(String(2))
     next_check_in: Mapped[date | None] = mapped_column(Date)
+    # Sign-in policy, set by a practice admin (portal/mfa).
+    is_mfa_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    is_device_trust_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     users = relationship("User", back_populates="organization", lazy="raise")
 

@@ -1,15 +1,20 @@
 """The referring partner's side: home page and (for partner admins) their colleagues."""
 import uuid
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.admin.views import set_enabled_and_return
+from portal.audit.services import AuditAction, record
 from portal.auth import services as accounts
 from portal.auth.queries import visible_users
+from portal.core.forms import form_page
 from portal.core.permissions import Permission, Role, requires
 from portal.extensions import db
 from portal.partners.forms import PartnerInviteForm
+from portal.referrals.forms import LookupForm
+from portal.referrals.lifecycle import Status
+from portal.referrals.queries import organization_clinicians, partner_referrals
 
 bp = Blueprint("partners", __name__, url_prefix="/partner")
 
@@ -17,7 +22,14 @@ bp = Blueprint("partners", __name__, url_prefix="/partner")
 @bp.get("/")
 @requires(Permission.PARTNER_HOME)
 def home():
-    return render_template("partners/home.html", organization=current_user.organization)
+    status = request.args.get("status", "open")
+    clinician = request.args.get("clinician", "")
+    referrals = partner_referrals(current_user, status=status, clinician=clinician)
+    if referrals:
+        record(AuditAction.PHI_READ, actor=current_user, view="partner_referrals", rows=len(referrals))
+    return render_template("partners/home.html", organization=current_user.organization, referrals=referrals,
+                           status=status, clinician=clinician, statuses=list(Status),
+                           clinicians=organization_clinicians(current_user), lookup_form=LookupForm())
 
 
 @bp.route("/users", methods=["GET", "POST"])
@@ -36,7 +48,7 @@ def users():
             flash(f"Invitation sent to {user.email}.", "success")
             return redirect(url_for("partners.users"))
     colleagues = db.session.scalars(visible_users(current_user)).all()
-    return render_template("partners/users.html", form=form, users=colleagues)
+    return form_page("partners/users.html", form, users=colleagues)
 
 
 @bp.post("/users/<uuid:user_id>/deactivate")

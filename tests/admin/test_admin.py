@@ -20,7 +20,7 @@ def test_bad_organization_input_is_explained_and_nothing_stored(client, login_as
     before = db.session.scalars(select(Organization)).all()
     response = client.post("/admin/organizations", data={
         "name": "", "kind": "spaceship", "us_state": "ZZ", "npi": "1234567890"})
-    assert response.status_code == 200
+    assert response.status_code == 422
     for text in (b"This field is required", b"Not a valid choice", b"valid 10-digit NPI"):
         assert text in response.data
     assert db.session.scalars(select(Organization)).all() == before
@@ -29,7 +29,7 @@ def test_bad_organization_input_is_explained_and_nothing_stored(client, login_as
 def test_duplicate_organization_name(client, login_as, org_a, db):
     login_as("admin")
     response = client.post("/admin/organizations", data={"name": org_a.name.upper(), "kind": "other"})
-    assert b"already exists" in response.data
+    assert response.status_code == 422 and b"already exists" in response.data
 
 
 def test_partner_admin_deactivates_colleague_but_not_other_org(client, login_as, org_a, org_b, db):

@@ -76,7 +76,7 @@ def test_weak_password_refused_on_set(client, app, login_as, outbox, db):
     invitee = app.test_client()
     invitee.get(_link_path(messages[0]))
     response = invitee.post("/auth/set-password", data={"new_password": "qwerty123456", "confirm": "qwerty123456"})
-    assert response.status_code == 200 and b"common or breached" in response.data
+    assert response.status_code == 422 and b"common or breached" in response.data
     user = db.session.scalar(select(User).where(User.email == "new.person@clinic.example"))
     assert user.password_hash is None
 
@@ -84,12 +84,12 @@ def test_weak_password_refused_on_set(client, app, login_as, outbox, db):
 def test_duplicate_email_refused(client, login_as, outbox, db):
     existing = factories.make_user("staff")
     response, _ = _invite(client, login_as, outbox, email=existing.email.upper())
-    assert response.status_code == 200 and b"already exists" in response.data
+    assert response.status_code == 422 and b"already exists" in response.data
 
 
 def test_partner_role_needs_an_organization(client, login_as, outbox, db):
     response, messages = _invite(client, login_as, outbox, role="partner")
-    assert response.status_code == 200 and b"partner organization" in response.data and not messages
+    assert response.status_code == 422 and b"partner organization" in response.data and not messages
 
 
 def test_partner_admin_invites_only_into_own_org(client, login_as, outbox, org_a, org_b, db):
@@ -106,7 +106,7 @@ def test_partner_admin_cannot_invite_staff(client, login_as, outbox, db):
     login_as("partner_admin")
     response = client.post("/partner/users", data={
         "full_name": "Mallory", "email": "mallory@org-a.example", "role": "admin"})
-    assert response.status_code == 200 and b"Not a valid choice" in response.data
+    assert response.status_code == 422 and b"Not a valid choice" in response.data
     assert not outbox("mallory@org-a.example")
 
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
-from portal.auth.models import User, UserSession
+from portal.auth.models import UserSession
 from portal.auth.views import LOGIN_FAILED
 from portal.core.time import now_utc
 from tests import factories
@@ -27,7 +27,7 @@ def test_unknown_email_and_wrong_password_look_the_same(client, db):
     user = factories.make_user("staff")
     unknown = sign_in(client, "nobody@example.com", "whatever-password-1")
     wrong = sign_in(client, user.email, "not-the-password-at-all")
-    assert unknown.status_code == wrong.status_code == 200
+    assert unknown.status_code == wrong.status_code == 401
     assert LOGIN_FAILED.encode() in unknown.data and LOGIN_FAILED.encode() in wrong.data
     assert unknown.data.replace(b"nobody@example.com", b"") == wrong.data.replace(user.email.encode(), b"")
 
@@ -45,7 +45,7 @@ def test_lockout_after_repeated_failures_even_with_right_password(client, db, ap
         sign_in(client, user.email, "wrong-password-here")
     assert user.is_locked
     response = sign_in(client, user.email)  # the right password
-    assert response.status_code == 200 and LOGIN_FAILED.encode() in response.data
+    assert response.status_code == 401 and LOGIN_FAILED.encode() in response.data
     actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.actor_id == user.id)).all()
     assert "auth.lockout" in actions and actions.count("auth.login_failed") == 4
 
@@ -59,7 +59,7 @@ def test_lock_expires(client, db):
 def test_deactivated_user_cannot_sign_in(client, db):
     user = factories.make_user("partner", is_enabled=False)
     response = sign_in(client, user.email)
-    assert response.status_code == 200 and LOGIN_FAILED.encode() in response.data
+    assert response.status_code == 401 and LOGIN_FAILED.encode() in response.data
 
 
 def test_new_session_on_login_no_fixation(client, db):
@@ -118,7 +118,7 @@ def test_password_change_needs_current_password(client, login_as):
     response = client.post("/auth/account", data={
         "current_password": "not my password", "new_password": "a brand new passphrase",
         "confirm": "a brand new passphrase"})
-    assert response.status_code == 200 and b"That is not your current password" in response.data
+    assert response.status_code == 422 and b"That is not your current password" in response.data
 
 
 @pytest.mark.parametrize("field,age,reason", [
@@ -159,6 +159,6 @@ def test_login_and_failure_are_audited_without_secrets(client, db):
     sign_in(client, user.email, "the wrong password!")
     sign_in(client, user.email)
     events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
-    assert [e.action for e in events][-2:] == ["auth.login_failed", "auth.login"]
+    assert [e.action for e in events][-3:] == ["auth.login_failed", "auth.mfa_challenged", "auth.login"]
     assert all(factories.PASSWORD not in str(e.detail) for e in events)
     assert events[-1].ip_address and events[-1].request_id

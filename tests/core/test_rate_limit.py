@@ -24,7 +24,7 @@ def _hammer(app, n=4):
 
 def test_login_is_throttled_in_memory(limited_app):
     codes = _hammer(limited_app())
-    assert codes == [200, 200, 200, 429]
+    assert codes == [401, 401, 401, 429]
 
 
 def test_throttled_response_is_friendly(limited_app):
@@ -49,7 +49,7 @@ def test_login_is_throttled_in_redis(limited_app):
 
     prefix = f"portal-test-{uuid.uuid4().hex}"
     app = limited_app(RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0", RATELIMIT_KEY_PREFIX=prefix)
-    assert _hammer(app) == [200, 200, 200, 429]
+    assert _hammer(app) == [401, 401, 401, 429]
     r = redis.Redis(host="127.0.0.1", port=6379)
     keys = r.keys(f"*{prefix}*")
     assert keys, "the counters live in Redis, shared by every worker and host"

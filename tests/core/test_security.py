@@ -42,6 +42,9 @@ def test_session_cookie_flags(client, db):
 
 
 def test_production_cookies_are_secure(tmp_path):
+    common = {"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": TEST_SECRET, "PHI_KEK": TEST_KEK,
+              "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
+    create_app({**common, "PORTAL_ENV": "test"})  # creates the keyring production insists on
     app = create_app({"PORTAL_ENV": "production", "INSTANCE_PATH": str(tmp_path), "SECRET_KEY": TEST_SECRET,
                       "PHI_KEK": TEST_KEK, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"})
     assert app.config["SESSION_COOKIE_SECURE"] is True and app.config["SESSION_COOKIE_HTTPONLY"] is True
@@ -64,7 +67,7 @@ def test_forms_with_csrf_token_are_accepted(csrf_app):
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     response = client.post("/auth/login", data={"email": "a@example.com", "password": "x" * 12,
                                                  "csrf_token": token})
-    assert response.status_code == 200 and b"Incorrect e-mail or password" in response.data
+    assert response.status_code == 401 and b"Incorrect e-mail or password" in response.data
 
 
 def test_development_has_no_hsts_and_plain_cookies(tmp_path):
