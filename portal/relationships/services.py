@@ -190,3 +190,65 @@ def add_resource(actor: User, *, title: str, description: str | None, upload: Fi
     db.session.flush()
     record(AuditAction.RESOURCE_PUBLISHED, actor=actor, obj=resource, is_published=is_published)
     return resource
+
+
+# --- monthly digest and consent reminders ----------------------------------------------------
+
+def send_monthly_digests(month_start: date) -> int:
+    """Each partner admin gets their organization's headline numbers for one month.
+
+    Aggregates only, from the same report partners see, so cells under 11 patients read
+    "<11". One message per admin per month (dedupe key), so re-running is harmless.
+    """
+    from calendar import monthrange
+
+    from portal.outcomes.reports import DateRange, partner_report
+
+    month_end = month_start.replace(day=monthrange(month_start.year, month_start.month)[1])
+    admins = db.session.execute(
+        select(Organization, User).join(User, User.organization_id == Organization.id)
+        .where(User.role == Role.PARTNER_ADMIN, User.is_enabled.is_(True), User.password_hash.is_not(None),
+               Organization.relationship_status != RelationshipStatus.INACTIVE)
+        .order_by(Organization.id)).all()
+    queued, reports = 0, {}
+    for org, admin in admins:
+        if org.id not in reports:
+            reports[org.id] = _digest_figures(partner_report(org, DateRange(month_start, month_end)))
+        message = enqueue(admin.email, "monthly_digest", organization=org.name, month=f"{month_start:%B %Y}",
+                          dedupe_key=f"digest:{org.public_id}:{month_start:%Y-%m}:{admin.public_id}",
+                          **reports[org.id])
+        queued += message.id is None
+        db.session.flush()
+    return queued
+
+
+def _digest_figures(report) -> dict:
+    """Referrals sent, patients seen and the pooled MCID rate; "<11" wherever too few patients."""
+    from portal.outcomes.reports import SMALL_CELL, SUPPRESSED
+
+    def shown(cell):
+        return SUPPRESSED if cell.is_suppressed else int(cell.value or 0)
+
+    episodes = sum(o.episodes.value or 0 for o in report.outcomes if not o.episodes.is_suppressed)
+    reached = sum(o.reached.value or 0 for o in report.outcomes if not o.episodes.is_suppressed)
+    patients = sum(o.episodes.patients for o in report.outcomes if not o.episodes.is_suppressed)
+    rate = round(100 * reached / episodes) if episodes and patients >= SMALL_CELL else SUPPRESSED
+    return {"referrals": shown(report.stages[0].count), "seen": shown(report.stages[3].count), "mcid_rate": rate}
+
+
+def send_consent_reminders(today: date) -> int:
+    """Staff hear once a day how many consents expire within 30 days (a count and a link, no PHI)."""
+    from portal.consent.policy import expiring_consents
+
+    count = len(expiring_consents(today, 30))
+    if not count:
+        return 0
+    staff = db.session.scalars(select(User).where(User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled.is_(True),
+                                                  User.password_hash.is_not(None)))
+    queued = 0
+    for user in staff:
+        message = enqueue(user.email, "consent_expiring", count=count, link=external_url("patients.expiring"),
+                          dedupe_key=f"consent-expiring:{today.isoformat()}:{user.public_id}")
+        queued += message.id is None
+        db.session.flush()
+    return queued
