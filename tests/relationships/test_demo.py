@@ -7,8 +7,7 @@ from portal.relationships.models import Event, RelationshipOwner, Resource, Touc
 
 
 def test_demo_relationships_load_once(db):
-    assert seed_demo_data()
-    assert seed_demo_relationships()
+    assert seed_demo_data()  # seeds the relationship data too
     assert db.session.scalar(select(func.count()).select_from(Touchpoint)) >= 5
     assert db.session.scalar(select(func.count()).select_from(RelationshipOwner)) == 3
     assert all(e.is_published for e in db.session.scalars(select(Event)))
