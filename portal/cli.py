@@ -44,7 +44,7 @@ def demo_logins():
 
     click.echo(f"\n  Staff and admins also give a code (two-step verification). Add this key to any\n"
                f"  authenticator app (time-based): {demo_totp_key()}\n"
-               f"  or print the current code with: flask --app wsgi portal demo-code\n")
+               f"  or print the current code with: PORTAL_ENV=development .venv/bin/flask --app wsgi portal demo-code\n")
 
 
 @portal_group.command("demo-code")
