@@ -213,7 +213,7 @@ def send_monthly_digests(month_start: date) -> int:
     queued, reports = 0, {}
     for org, admin in admins:
         if org.id not in reports:
-            reports[org.id] = _digest_figures(partner_report(org, DateRange(month_start, month_end)))
+            reports[org.id] = headline_figures(partner_report(org, DateRange(month_start, month_end)))
         message = enqueue(admin.email, "monthly_digest", organization=org.name, month=f"{month_start:%B %Y}",
                           dedupe_key=f"digest:{org.public_id}:{month_start:%Y-%m}:{admin.public_id}",
                           **reports[org.id])
@@ -222,7 +222,7 @@ def send_monthly_digests(month_start: date) -> int:
     return queued
 
 
-def _digest_figures(report) -> dict:
+def headline_figures(report) -> dict:
     """Referrals sent, patients seen and the pooled MCID rate; "<11" wherever too few patients."""
     from portal.outcomes.reports import SMALL_CELL, SUPPRESSED
 

@@ -7,6 +7,7 @@ from flask_login import current_user
 from portal.core.charts import BarChart
 from portal.core.permissions import Permission, requires
 from portal.partners.models import OrganizationKind, RelationshipStatus
+from portal.outcomes.reports import DateRange, partner_report
 from portal.relationships import forms, prospects, queries, services
 from portal.relationships.models import EventKind, RsvpResponse, TouchpointKind
 
@@ -70,11 +71,13 @@ def _organization_page(org, *, relationship_form=None, touchpoint_form=None, con
     chart = BarChart("referrals-by-month", f"Referrals from {org.name} by month",
                      f"Referrals received from {org.name} in each of the last 12 months.", months,
                      unit="referral", axis_labels=queries.month_axis_labels(months))
+    # The outcome headline: the same suppressed aggregates the partner's own report shows.
+    headline = services.headline_figures(partner_report(org, DateRange.default(today)))
     has_errors = any(f.errors for f in (relationship_form, touchpoint_form, contact_form))
     return render_template("relationships/organization.html", org=org, owner=owner, today=today, chart=chart,
                            contacts=queries.contacts_of(org), touchpoints=queries.touchpoints_of(org),
                            relationship_form=relationship_form, touchpoint_form=touchpoint_form,
-                           contact_form=contact_form), 422 if has_errors else 200
+                           contact_form=contact_form, headline=headline), 422 if has_errors else 200
 
 
 @bp.get("/organizations/<uuid:org_id>")

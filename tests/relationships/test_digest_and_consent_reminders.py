@@ -48,3 +48,18 @@ def test_consent_reminder_counts_without_phi_and_once_a_day(app, db, outbox):
 def test_digest_command_rejects_a_bad_month(app, db):
     result = app.test_cli_runner().invoke(args=["partners", "digest", "--month", "October"])
     assert result.exit_code == 2 and "YYYY-MM" in result.output
+
+
+def test_organization_page_shows_the_outcome_headline_suppressed_when_small(client, login_as, db):
+    import re
+
+    login_as("staff")
+    big, small = factories.make_organization(), factories.make_organization()
+    partner = factories.make_user("partner", big)
+    for i in range(12):
+        factories.make_referral(big, partner, patient=factories.make_patient(f"Big{i}"))
+    factories.make_referral(small)
+    page = client.get(f"/relationships/organizations/{big.public_id}").data.decode()
+    assert re.search(r"<dt>Referrals sent</dt><dd>12</dd>", page)
+    page = client.get(f"/relationships/organizations/{small.public_id}").data.decode()
+    assert re.search(r"<dt>Referrals sent</dt><dd>&lt;11</dd>", page)
