@@ -5,9 +5,9 @@ counts when it is the newest version of its chain, active, in its period today, 
 the category, and names the user's organization (whole organization, or this clinician).
 Revocation and expiry take effect at once: the predicate is evaluated at query time.
 """
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from portal.auth.models import User
@@ -62,10 +62,14 @@ def current_consents(patient_id: int) -> list[Consent]:
                                    .order_by(Consent.recorded_at.desc())))
 
 
-def expiring_consents(start: date, days: int = 30) -> list[Consent]:
-    from datetime import timedelta
+def _expiring(start: date, days: int):
+    return and_(_current_version(), Consent.status == ConsentStatus.ACTIVE, Consent.expires_on.is_not(None),
+                Consent.expires_on >= start, Consent.expires_on <= start + timedelta(days=days))
 
-    return list(db.session.scalars(select(Consent).where(
-        _current_version(), Consent.status == ConsentStatus.ACTIVE, Consent.expires_on.is_not(None),
-        Consent.expires_on >= start, Consent.expires_on <= start + timedelta(days=days))
-        .order_by(Consent.expires_on)))
+
+def expiring_consents(start: date, days: int = 30) -> list[Consent]:
+    return list(db.session.scalars(select(Consent).where(_expiring(start, days)).order_by(Consent.expires_on)))
+
+
+def expiring_count(start: date, days: int = 30) -> int:
+    return db.session.scalar(select(func.count()).select_from(Consent).where(_expiring(start, days)))

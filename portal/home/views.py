@@ -9,8 +9,8 @@ from portal.auth.models import User
 from portal.core.permissions import Permission, Role, public, requires
 from portal.extensions import db
 from portal.partners.models import Organization
-from portal.consent.policy import expiring_consents
-from portal.progress.services import approval_queue
+from portal.consent.policy import expiring_count
+from portal.progress.services import approval_count
 from portal.referrals.lifecycle import Status
 from portal.referrals.queries import status_counts, urgent_waiting
 
@@ -40,8 +40,8 @@ def staff():
         select(func.count()).select_from(User).where(User.organization_id.is_not(None)))
     return render_template("home/staff.html", partner_count=partner_count, partner_users=partner_users,
                            counts=status_counts(current_user), urgent=urgent_waiting(current_user),
-                           approvals=len(approval_queue(current_user)),
-                           expiring=len(expiring_consents(date.today(), 30)), Status=Status)
+                           approvals=approval_count(current_user), expiring=expiring_count(date.today(), 30),
+                           Status=Status)
 
 
 @bp.get("/healthz")

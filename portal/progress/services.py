@@ -5,7 +5,7 @@ once exactly one changes a row, and only that one writes the release notice.
 """
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.audit.services import AuditAction, record
 from portal.auth.models import User
@@ -88,8 +88,14 @@ def return_to_author(approver: User, item: ProgressUpdate, expected_version: int
     record(AuditAction.UPDATE_RETURNED, actor=approver, obj=item, patient_id=item.referral.patient.public_id)
 
 
+def _awaiting(user: User):
+    return (ProgressUpdate.state == UpdateState.PENDING) & (ProgressUpdate.author_id != user.id)
+
+
 def approval_queue(user: User) -> list[ProgressUpdate]:
     """Updates waiting for approval that this user may approve (not their own), oldest first."""
-    return list(db.session.scalars(select(ProgressUpdate).where(
-        ProgressUpdate.state == UpdateState.PENDING, ProgressUpdate.author_id != user.id)
-        .order_by(ProgressUpdate.submitted_at)))
+    return list(db.session.scalars(select(ProgressUpdate).where(_awaiting(user)).order_by(ProgressUpdate.submitted_at)))
+
+
+def approval_count(user: User) -> int:
+    return db.session.scalar(select(func.count()).select_from(ProgressUpdate).where(_awaiting(user)))

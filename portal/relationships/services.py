@@ -238,9 +238,9 @@ def headline_figures(report) -> dict:
 
 def send_consent_reminders(today: date) -> int:
     """Staff hear once a day how many consents expire within 30 days (a count and a link, no PHI)."""
-    from portal.consent.policy import expiring_consents
+    from portal.consent.policy import expiring_count
 
-    count = len(expiring_consents(today, 30))
+    count = expiring_count(today, 30)
     if not count:
         return 0
     staff = db.session.scalars(select(User).where(User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled.is_(True),

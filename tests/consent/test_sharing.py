@@ -168,3 +168,18 @@ def test_consent_form_errors_are_explained(app, db, episode):
         response = staff_client.post(url, data={**base, **extra})
         assert response.status_code == 422 and message in response.data, message
     assert db.session.scalar(select(func.count()).select_from(Consent)) == 0
+
+
+def test_staff_home_counts_what_needs_them(client, login_as, db):
+    import re
+
+    me = login_as("staff")
+    org = factories.make_organization()
+    referral = factories.make_referral(org)
+    colleague = factories.make_user("staff")
+    add_update(referral, colleague, state=UpdateState.PENDING)  # mine to approve
+    add_update(referral, me, state=UpdateState.PENDING)  # my own: not mine to approve
+    add_consent(referral, end=date.today() + timedelta(days=5))
+    page = client.get("/staff/").data.decode()
+    assert re.search(r'id="ap-h">Approvals waiting</h2>\s*<p class="stat-value">1</p>', page)
+    assert re.search(r'id="ex-h">Consents expiring in 30 days</h2>\s*<p class="stat-value">1</p>', page)
