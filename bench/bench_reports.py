@@ -141,6 +141,10 @@ def _load(n: int, extra: int, today: date) -> int:
             db.session.commit()
             done += size
         start_ids[org.id] = count
+    from portal.outcomes import summary
+
+    summary.rebuild(db.session)  # the bulk insert bypassed the ORM hook that keeps it current
+    db.session.commit()
     return orgs[0].id
 
 

@@ -96,3 +96,23 @@ class EpisodeVisits(PkMixin, db.Model):
 # cohort (status, patient, first visit) from the index alone. It lives with the reports that need it.
 Index("ix_referrals_report_cohort", Referral.organization_id, Referral.submitted_at, Referral.status,
       Referral.patient_id, Referral.first_visit_at)
+
+
+class EpisodeOutcome(db.Model):
+    """Derived: one row per episode and instrument that has both an intake and a discharge score.
+
+    Reports aggregate these rows instead of regrouping every score (100,000 episodes: about
+    200,000 rows instead of 600,000). Never written by hand: ``portal.outcomes.summary`` keeps
+    it in step with outcome_scores on every flush, and rebuilds it after bulk loads.
+    """
+
+    __tablename__ = "episode_outcomes"
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("outcome_instruments.id"), primary_key=True)
+    intake: Mapped[float] = mapped_column(Float)
+    discharge: Mapped[float] = mapped_column(Float)
+
+
+# Registers the after-flush hook that keeps EpisodeOutcome in step (imported last: it uses these models).
+from portal.outcomes import summary as _summary  # noqa: E402,F401

@@ -19,7 +19,7 @@ from portal.consent.models import Category, Consent
 from portal.consent.policy import consent_in_effect
 from portal.extensions import db
 from portal.outcomes import sql
-from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, Phase
+from portal.outcomes.models import EpisodeOutcome, EpisodeVisits, Instrument
 from portal.partners.models import Organization
 from portal.referrals.lifecycle import Status
 from portal.referrals.models import Referral, ReferralEvent
@@ -217,21 +217,15 @@ def consented_patients(audience: OrganizationAudience):
 def paired_scores(episodes):
     """Per (instrument, episode): the intake and discharge score, for episodes matching ``episodes``.
 
-    Scores are joined to the cohort (episode, patient, organization) and grouped by episode and
-    instrument in one step; only complete pairs are kept.
+    Reads the derived episode_outcomes (complete pairs only) joined to the cohort (episode,
+    patient, organization); see portal/outcomes/summary.py for how it is kept current.
     """
     cohort = select(Referral.id, Referral.patient_id, Referral.organization_id).where(episodes).subquery()
-    grouped = (select(OutcomeScore.referral_id, OutcomeScore.instrument_id,
-                      func.max(cohort.c.patient_id).label("patient_id"),
-                      func.max(cohort.c.organization_id).label("organization_id"),
-                      func.max(case((OutcomeScore.phase == Phase.INTAKE, OutcomeScore.score))).label("intake"),
-                      func.max(case((OutcomeScore.phase == Phase.DISCHARGE, OutcomeScore.score))).label("discharge"))
-               .join(cohort, cohort.c.id == OutcomeScore.referral_id)
-               .where(OutcomeScore.phase.in_([Phase.INTAKE, Phase.DISCHARGE]))
-               .group_by(OutcomeScore.referral_id, OutcomeScore.instrument_id)
-               .subquery())
-    return (select(grouped)
-            .where(grouped.c.intake.is_not(None), grouped.c.discharge.is_not(None))
+    # episode_outcomes already holds one complete (intake, discharge) pair per episode and instrument.
+    return (select(EpisodeOutcome.referral_id, EpisodeOutcome.instrument_id,
+                   cohort.c.patient_id.label("patient_id"), cohort.c.organization_id.label("organization_id"),
+                   EpisodeOutcome.intake.label("intake"), EpisodeOutcome.discharge.label("discharge"))
+            .join(cohort, cohort.c.id == EpisodeOutcome.referral_id)
             .subquery())
 
 
