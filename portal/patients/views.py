@@ -185,11 +185,12 @@ def return_update(update_id: uuid.UUID):
 def _decide(update_id: uuid.UUID, approve: bool):
     item = _update_or_404(update_id)
     form = DecisionForm()
+    valid = form.validate_on_submit()
+    # A missing or garbled version is treated like a stale one: "already handled" (409).
+    version = form.version.data if valid or not form.version.errors else -1
     try:
-        version = int(form.version.data or "")
-    except ValueError:
-        version = -1
-    try:
+        if form.note.errors:
+            raise progress.ProgressError(" ".join(form.note.errors))
         if approve:
             progress.approve(current_user, item, version)
         else:

@@ -1,7 +1,8 @@
 """Progress update forms (staff)."""
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectChoice, SelectField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms import DateField, HiddenField, IntegerField, SelectChoice, SelectField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import HiddenInput
 
 from portal.progress.models import UPDATE_CATEGORIES
 from portal.referrals.forms import clean_text
@@ -24,6 +25,7 @@ class ReviseForm(FlaskForm):
 
 
 class DecisionForm(FlaskForm):
-    version = HiddenField(validators=[DataRequired()])
+    # Bounded: the value goes into SQL, and a 40-digit "version" must be a 4xx, not an overflow.
+    version = IntegerField(widget=HiddenInput(), validators=[InputRequired(), NumberRange(1, 2**31 - 1)])
     note = TextAreaField("Note to the author (to return it)", validators=[Optional(), Length(max=2000)],
                          filters=[clean_text])

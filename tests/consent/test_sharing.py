@@ -183,3 +183,17 @@ def test_staff_home_counts_what_needs_them(client, login_as, db):
     page = client.get("/staff/").data.decode()
     assert re.search(r'id="ap-h">Approvals waiting</h2>\s*<p class="stat-value">1</p>', page)
     assert re.search(r'id="ex-h">Consents expiring in 30 days</h2>\s*<p class="stat-value">1</p>', page)
+
+
+def test_overlong_return_note_or_garbled_version_is_refused_and_nothing_changes(app, db, episode):
+    partner, referral = episode
+    author_client, author = _staff(app, db)
+    other_client, _ = _staff(app, db)
+    item = add_update(referral, author, state=UpdateState.PENDING)
+    url = f"/staff/updates/{item.public_id}"
+    too_long = other_client.post(f"{url}/return", data={"version": item.version, "note": "x" * 2001})
+    assert too_long.status_code == 422 and b"longer than 2000" in too_long.data
+    huge = other_client.post(f"{url}/approve", data={"version": "9" * 40})
+    assert huge.status_code == 409
+    db.session.refresh(item)
+    assert item.state is UpdateState.PENDING and item.return_note is None
