@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import fresh_database
+
 
 def _app(url: str, instance: str):
     from flask_migrate import upgrade
@@ -34,18 +36,7 @@ def _app(url: str, instance: str):
 
 
 def _fresh(url: str | None, tmp: Path) -> str:
-    if url is None:
-        return f"sqlite:///{tmp / 'bench_fhir.db'}"
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    return parsed.render_as_string(hide_password=False)
+    return fresh_database(url, tmp / "bench_fhir.db")
 
 
 def _setup(app):

@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.common import fresh_database
+
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench_outbox"
 
 
@@ -34,18 +36,7 @@ def _config(url: str, instance: str) -> dict:
 
 
 def _fresh_database(url: str | None, tmp: Path) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    if url is None:
-        return f"sqlite:///{tmp / 'bench_outbox.db'}"
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    return parsed.render_as_string(hide_password=False)
+    return fresh_database(url, tmp / "bench_outbox.db")
 
 
 def _prepare(url: str, instance: str) -> None:

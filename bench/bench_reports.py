@@ -26,6 +26,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from bench.common import fresh_database
+
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench_reports"
 PLACEHOLDER = b"\x01" * 34
 CHUNK = 20_000
@@ -37,19 +39,7 @@ def _config(url: str, instance: str) -> dict:
 
 
 def _fresh_database(url: str | None, tmp: Path, n: int) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    if url is None:
-        return f"sqlite:///{tmp / f'bench_reports_{n}.db'}"
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    return parsed.render_as_string(hide_password=False)
-
+    return fresh_database(url, tmp / f"bench_reports_{n}.db")
 
 def _load(n: int, extra: int, today: date) -> int:
     """Bulk-load n episodes for the reported organization and ``extra`` for another; returns its id."""
