@@ -76,3 +76,11 @@ def test_development_has_no_hsts_and_plain_cookies(tmp_path):
                       "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}"})
     assert app.config["SESSION_COOKIE_SECURE"] is False
     assert "Strict-Transport-Security" not in app.test_client().get("/static/favicon.svg").headers
+
+
+def test_nul_characters_are_refused_clearly_before_any_query(client, login_as):
+    login_as("admin")
+    for response in (client.get("/admin/audit?actor=a%00b"),
+                     client.post("/admin/organizations", data={"name": "Bad\x00Name", "kind": "other"})):
+        assert response.status_code == 400 and b"NUL character" in response.data
+    assert client.post("/admin/organizations", data={"name": "Fine 50%00 text", "kind": "other"}).status_code == 302
