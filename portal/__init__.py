@@ -76,12 +76,12 @@ def register_blueprints(app: Flask) -> None:
 def register_security(app: Flask) -> None:
     from portal.auth.sessions import register_session_checks
     from portal.core.permissions import register_permission_checks
-    from portal.core.security import register_input_guard, register_security_headers
+    from portal.core.security import PortalRequest, register_security_headers
 
     register_session_checks(app)
     register_permission_checks(app)
     register_security_headers(app)
-    register_input_guard(app)
+    app.request_class = PortalRequest
 
 
 def register_templates(app: Flask) -> None:

@@ -56,9 +56,7 @@ def register_errorhandlers(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if exc.code == 403:
             _audit_denied()
-        # abort(code, "message") carries a message written for the user; Werkzeug's defaults are not.
-        custom = exc.description if exc.description != type(exc).description else None
-        return error_response(exc.code or 500, custom)
+        return error_response(exc.code or 500)
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):
