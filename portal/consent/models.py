@@ -1,8 +1,12 @@
 """Patient consent to share with a referrer: append-only versions, FHIR R4 Consent shaped.
 
 A consent is a chain of versions sharing one ``consent_key``; the newest version is the
-consent. Recording, amending and revoking each add a version; nothing is edited in
-place or deleted, so the full history is always there.
+consent. Recording, amending and revoking each add a version; the terms of a version are
+never edited or deleted, so the full history is always there. The one bookkeeping
+column, ``superseded_at``, is stamped on the older versions (by the flush hook below, for
+every way a version is added) when a newer one arrives: "the newest version" is then a
+plain ``superseded_at IS NULL`` that an index can answer, instead of a NOT EXISTS probe per
+consent.
 
 FHIR mapping: status (active | inactive once revoked) -> Consent.status; patient ->
 Consent.patient; grantee organization or clinician -> provision.actor (role IRCP,
@@ -15,8 +19,9 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, UniqueConstraint, Uuid, false
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Date, ForeignKey, Index, Integer, UniqueConstraint, Uuid, event, false, text, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.core.db import PkMixin, UTCDateTime, enum_type
 from portal.core.phi import encrypted
@@ -57,6 +62,12 @@ class Consent(PkMixin, db.Model):
     __table_args__ = (
         UniqueConstraint("consent_key", "version", name="uq_consents_key_version"),
         Index("ix_consents_patient_key", "patient_id", "consent_key"),
+        # The policy's question for a whole organization ("which patients share category X with
+        # us today?") answered from the index alone, current versions only.
+        Index("ix_consents_in_effect", "grantee_organization_id", "status", "patient_id", "effective_on",
+              "expires_on", "grantee_user_id", "allows_outcome_scores", "allows_progress_notes",
+              "allows_discharge_summary", "allows_story_publication", "superseded_at",
+              sqlite_where=text("superseded_at IS NULL"), postgresql_where=text("superseded_at IS NULL")),
     )
 
     consent_key: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
@@ -78,6 +89,8 @@ class Consent(PkMixin, db.Model):
     change_reason = encrypted(str, nullable=True)  # why this version exists (e.g. revocation reason)
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # When a newer version of this chain was recorded; NULL on the newest (the consent in force).
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient = relationship("Patient", lazy="joined")
     grantee_organization = relationship("Organization", lazy="joined")
@@ -94,3 +107,19 @@ class Consent(PkMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<Consent {self.consent_key} v{self.version}>"
+
+
+@event.listens_for(Session, "after_flush")
+def _supersede_older_versions(session: Session, flush_context) -> None:
+    """Stamp superseded_at on the versions a newly flushed version replaces, in the same transaction."""
+    added = sorted((c for c in session.new if isinstance(c, Consent) and c.version > 1), key=lambda c: c.version)
+    for consent in added:
+        table = Consent.__table__
+        session.connection().execute(
+            update(table).where(table.c.consent_key == consent.consent_key, table.c.version < consent.version,
+                                table.c.superseded_at.is_(None))
+            .values(superseded_at=consent.recorded_at))
+        for loaded in session.identity_map.values():  # keep loaded older versions in step without a reload
+            if (isinstance(loaded, Consent) and loaded.consent_key == consent.consent_key
+                    and loaded.version < consent.version and loaded.superseded_at is None):
+                set_committed_value(loaded, "superseded_at", consent.recorded_at)

@@ -8,7 +8,6 @@ Revocation and expiry take effect at once: the predicate is evaluated at query t
 from datetime import date, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
-from sqlalchemy.orm import aliased
 
 from portal.auth.models import User
 from portal.consent.models import Category, Consent, ConsentStatus
@@ -16,9 +15,8 @@ from portal.extensions import db
 
 
 def _current_version():
-    newer = aliased(Consent)
-    return ~exists(select(newer.id).where(newer.consent_key == Consent.consent_key,
-                                          newer.version > Consent.version))
+    """The newest version of its chain (older versions are stamped superseded_at when a newer one is flushed)."""
+    return Consent.superseded_at.is_(None)
 
 
 def consent_in_effect(user: User, category: Category, on: date) -> ColumnElement[bool]:
