@@ -8,12 +8,14 @@ from portal.extensions import db
 def register_cli(app: Flask) -> None:
     from portal.audit.cli import audit_group
     from portal.notifications.cli import outbox_group
+    from portal.outcomes.cli import reports_group
     from portal.relationships.cli import partners_group
 
     app.cli.add_command(portal_group)
     app.cli.add_command(audit_group)
     app.cli.add_command(outbox_group)
     app.cli.add_command(partners_group)
+    app.cli.add_command(reports_group)
 
 
 @click.group("portal")

@@ -23,3 +23,39 @@ def test_downgrade_to_base_and_back(database_url, tmp_path):
         downgrade(revision="base")
         upgrade()
         db.engine.dispose()
+
+
+def test_report_facts_backfill_agrees_with_what_the_app_maintains(database_url, tmp_path):
+    """The migration recomputes the facts and consent stamps from the sources exactly as the flush hooks do."""
+    import os
+
+    from sqlalchemy import func, select
+
+    from portal.auth.models import User
+    from portal.consent.models import Consent
+    from portal.consent.services import revoke
+    from portal.core.permissions import Role
+    from portal.demo import seed_demo_data
+    from portal.outcomes import facts
+    from portal.outcomes.models import EpisodeOutcome, ReportEpisode
+
+    url = fresh_database(os.environ.get("TEST_DATABASE_URL"), tmp_path, "facts")
+    app = migrated_app(url, tmp_path)
+    with app.app_context(), app.test_request_context():
+        assert seed_demo_data()
+        staff = db.session.scalar(select(User).where(User.role == Role.STAFF))
+        revoke(staff, db.session.scalars(select(Consent).order_by(Consent.id)).first(), "Patient asked")
+        db.session.commit()
+        stamps = dict(db.session.execute(select(Consent.id, Consent.superseded_at)).all())
+        rows = [db.session.scalar(select(func.count()).select_from(m)) for m in (ReportEpisode, EpisodeOutcome)]
+        assert all(rows) and sum(s is not None for s in stamps.values()) == 1
+        db.session.remove()
+
+        downgrade(revision="fb2e8149d436")
+        upgrade()
+
+        assert facts.drift(db.session) == {"report_episodes": 0, "episode_outcomes": 0}
+        assert [db.session.scalar(select(func.count()).select_from(m)) for m in (ReportEpisode, EpisodeOutcome)] == rows
+        assert dict(db.session.execute(select(Consent.id, Consent.superseded_at)).all()) == stamps
+        db.session.remove()
+        db.engine.dispose()

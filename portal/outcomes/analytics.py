@@ -12,10 +12,10 @@ from sqlalchemy import case, func, literal, select
 
 from portal.extensions import db
 from portal.outcomes import sql
-from portal.outcomes.models import Instrument
-from portal.outcomes.reports import STAGES, DateRange, in_cohort, funnel, paired_scores, reached, reached_mcid
+from portal.outcomes.facts import COMPLETED, SEEN
+from portal.outcomes.models import EpisodeOutcome, Instrument, ReportEpisode
+from portal.outcomes.reports import DateRange, funnel, in_cohort, reached_mcid
 from portal.partners.models import Organization
-from portal.referrals.models import Referral
 
 DROP_WINDOW_DAYS = 90
 MIN_TO_RANK = 11  # paired episodes a source needs before it is ranked by outcomes
@@ -49,16 +49,15 @@ class DropRow:
 def sources(period: DateRange) -> list[SourceRow]:
     """Every organization with referrals in the range, by volume (most first)."""
     sql.tune_for_reports()
-    volume = (select(Referral.organization_id, func.count().label("referrals"),
-                     func.count(case((reached(STAGES[2]), 1))).label("seen"),
-                     func.count(case((reached(STAGES[3]), 1))).label("completed"))
-              .where(in_cohort(None, period)).group_by(Referral.organization_id).subquery())
-    pairs = paired_scores(in_cohort(None, period))
-    outcome = (select(pairs.c.organization_id, func.count().label("paired"),
-                      func.count(case((reached_mcid(pairs), 1))).label("reached"))
-               .join(Instrument, Instrument.id == pairs.c.instrument_id)
-               .where(pairs.c.intake.is_not(None), pairs.c.discharge.is_not(None))
-               .group_by(pairs.c.organization_id).subquery())
+    volume = (select(ReportEpisode.organization_id, func.count().label("referrals"),
+                     func.count(case((ReportEpisode.stage >= SEEN, 1))).label("seen"),
+                     func.count(case((ReportEpisode.stage >= COMPLETED, 1))).label("completed"))
+              .where(in_cohort(None, period)).group_by(ReportEpisode.organization_id).subquery())
+    outcome = (select(EpisodeOutcome.organization_id, func.count().label("paired"),
+                      func.count(case((reached_mcid(), 1))).label("reached"))
+               .join(Instrument, Instrument.id == EpisodeOutcome.instrument_id)
+               .where(in_cohort(None, period, EpisodeOutcome))
+               .group_by(EpisodeOutcome.organization_id).subquery())
     rows = db.session.execute(
         select(Organization, volume.c.referrals, volume.c.seen, volume.c.completed,
                func.coalesce(outcome.c.paired, 0), func.coalesce(outcome.c.reached, 0))
@@ -88,11 +87,11 @@ def monthly_trend(today: date, organization_ids: list[int], months: int = 12) ->
     if not organization_ids:
         return {}
     first = months_back(today, months)[0]
-    bucket = sql.month_bucket(Referral.submitted_at, today).label("month")
+    bucket = sql.month_bucket(ReportEpisode.submitted_at, today).label("month")
     rows = db.session.execute(
-        select(Referral.organization_id, bucket, func.count())
-        .where(Referral.organization_id.in_(organization_ids), Referral.submitted_at >= sql.day_start(first))
-        .group_by(Referral.organization_id, bucket)).all()
+        select(ReportEpisode.organization_id, bucket, func.count())
+        .where(ReportEpisode.organization_id.in_(organization_ids), ReportEpisode.submitted_at >= sql.day_start(first))
+        .group_by(ReportEpisode.organization_id, bucket)).all()
     trend: dict[int, dict[str, int]] = {org_id: {} for org_id in organization_ids}
     for org_id, month, count in rows:
         trend[org_id][month] = count
@@ -103,7 +102,7 @@ def practice_funnel(period: DateRange) -> list[tuple[str, int, float | None]]:
     """[(step, referrals, share of the previous step)] over every source."""
     counts, _ = funnel(None, period)
     steps, before = [], None
-    for label, referrals, _ in counts:
+    for label, referrals in counts:
         steps.append((label, referrals, referrals / before if before else None))
         before = referrals
     return steps
@@ -114,11 +113,11 @@ def dropped_partners(today: date) -> list[DropRow]:
     end = sql.day_start(today + timedelta(days=1))
     middle = end - timedelta(days=DROP_WINDOW_DAYS)
     start = middle - timedelta(days=DROP_WINDOW_DAYS)
-    current = func.count(case((Referral.submitted_at >= middle, 1)))
-    previous = func.count(case((Referral.submitted_at < middle, 1)))
-    counts = (select(Referral.organization_id, current.label("current"), previous.label("previous"))
-              .where(Referral.submitted_at >= start, Referral.submitted_at < end)
-              .group_by(Referral.organization_id)
+    current = func.count(case((ReportEpisode.submitted_at >= middle, 1)))
+    previous = func.count(case((ReportEpisode.submitted_at < middle, 1)))
+    counts = (select(ReportEpisode.organization_id, current.label("current"), previous.label("previous"))
+              .where(ReportEpisode.submitted_at >= start, ReportEpisode.submitted_at < end)
+              .group_by(ReportEpisode.organization_id)
               .having(previous > 0, current * 2 <= previous).subquery())
     rows = db.session.execute(
         select(Organization, counts.c.current, counts.c.previous)

@@ -8,13 +8,12 @@ they identify nobody (see docs/architecture.md, Outcomes and reports).
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
 from portal.core.time import now_utc
 from portal.extensions import db
-from portal.referrals.models import Referral
 
 
 class Phase(enum.StrEnum):
@@ -92,27 +91,65 @@ class EpisodeVisits(PkMixin, db.Model):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
 
-# The reports read an organization's referrals in a date range: this covering index answers the
-# cohort (status, patient, first visit) from the index alone. It lives with the reports that need it.
-Index("ix_referrals_report_cohort", Referral.organization_id, Referral.submitted_at, Referral.status,
-      Referral.patient_id, Referral.first_visit_at)
+class ReportEpisode(db.Model):
+    """Derived: one row per episode (referral), the facts the reports count.
+
+    Never written by hand: ``portal.outcomes.facts`` recomputes a referral's row whenever a
+    flush touches the referral, its timeline, its visits or its scores, and rebuilds the
+    table after bulk loads. ``stage`` is the furthest funnel stage the referral reached
+    (0 sent, 1 accepted, 2 scheduled, 3 seen, 4 completed); ``days_to_first_visit`` is set
+    once the patient was seen, ``visits`` once the episode is completed and visits are recorded.
+    """
+
+    __tablename__ = "report_episodes"
+    __table_args__ = (
+        # The funnel, visits and suppression counts of one organization over a range, from the index alone.
+        Index("ix_report_episodes_cohort", "organization_id", "submitted_at", "stage", "patient_id", "visits",
+              "days_to_first_visit"),
+        # Small-cell checks: the cohort's patients in patient order, so "11 distinct patients?" stops at the 11th.
+        Index("ix_report_episodes_patients", "organization_id", "patient_id", "submitted_at", "stage", "visits"),
+        # The median wait: an organization's waits in order, so the middle one is found without a sort.
+        Index("ix_report_episodes_wait", "organization_id", "days_to_first_visit", "submitted_at"),
+        # Practice-wide analytics (every organization) over a range.
+        Index("ix_report_episodes_submitted", "submitted_at", "organization_id", "stage"),
+    )
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True,
+                                             autoincrement=False)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stage: Mapped[int] = mapped_column(SmallInteger)
+    days_to_first_visit: Mapped[float | None] = mapped_column(Float)
+    visits: Mapped[int | None] = mapped_column(Integer)
 
 
 class EpisodeOutcome(db.Model):
     """Derived: one row per episode and instrument that has both an intake and a discharge score.
 
-    Reports aggregate these rows instead of regrouping every score (100,000 episodes: about
-    200,000 rows instead of 600,000). Never written by hand: ``portal.outcomes.summary`` keeps
-    it in step with outcome_scores on every flush, and rebuilds it after bulk loads.
+    Reports aggregate these rows instead of regrouping every score. The episode's
+    organization, patient and submission time are copied in, so one covering index answers
+    an organization's outcomes per instrument over a range without touching referrals.
+    Never written by hand: ``portal.outcomes.facts`` keeps it in step (see ReportEpisode).
     """
 
     __tablename__ = "episode_outcomes"
+    __table_args__ = (
+        Index("ix_episode_outcomes_report", "organization_id", "instrument_id", "submitted_at", "patient_id",
+              "intake", "discharge"),
+        Index("ix_episode_outcomes_patients", "organization_id", "instrument_id", "patient_id", "submitted_at",
+              "intake", "discharge"),
+        Index("ix_episode_outcomes_submitted", "submitted_at", "organization_id", "instrument_id"),
+    )
 
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True)
     instrument_id: Mapped[int] = mapped_column(ForeignKey("outcome_instruments.id"), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     intake: Mapped[float] = mapped_column(Float)
     discharge: Mapped[float] = mapped_column(Float)
 
 
-# Registers the after-flush hook that keeps EpisodeOutcome in step (imported last: it uses these models).
-from portal.outcomes import summary as _summary  # noqa: E402,F401
+# Registers the after-flush hook that keeps the derived tables in step (imported last: it uses these models).
+from portal.outcomes import facts as _facts  # noqa: E402,F401

@@ -1,45 +1,35 @@
 """The partner organization report: SQL aggregates over a cohort of referrals, small cells suppressed.
 
 The cohort is the organization's referrals *submitted* in the date range (practice days).
-Funnel stages come from the lifecycle: a referral's current status implies the stages it
-passed (only a cancelled one is looked up in its timeline). Everything beyond what the
-partner already sees on each referral (status, first visit) - visits and outcome scores -
-counts only episodes whose patient's consent, in effect today, grants outcome scores to
-the organization as a whole: the consent policy the patient pages use (`consent_in_effect`).
+Everything is counted from the report facts (``portal.outcomes.facts``: one row per
+episode, one per episode and instrument, kept in step on every write), so each figure is
+one pass over one covering index. Everything beyond what the partner already sees on each
+referral (status, first visit) - visits and outcome scores - counts only episodes whose
+patient's consent, in effect today, grants outcome scores to the organization as a whole:
+the consent policy the patient pages use (``consent_in_effect``), evaluated at query time.
 Every count of fewer than 11 patients, and every figure computed from one, shows "<11".
+Whether a cell reaches 11 patients is asked as "are there 11 distinct patients?", which
+stops at the eleventh instead of counting every distinct patient.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import and_, case, distinct, exists, false, func, select, true
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.orm import aliased
 
 from portal.consent.models import Category, Consent
-from portal.consent.policy import consent_in_effect
+from portal.consent.policy import consent_in_effect, permits
 from portal.extensions import db
 from portal.outcomes import sql
-from portal.outcomes.models import EpisodeOutcome, EpisodeVisits, Instrument
+from portal.outcomes.facts import COMPLETED, SEEN, STAGES
+from portal.outcomes.models import EpisodeOutcome, Instrument, ReportEpisode
 from portal.partners.models import Organization
-from portal.referrals.lifecycle import Status
-from portal.referrals.models import Referral, ReferralEvent
 
 SMALL_CELL = 11
 SUPPRESSED = "<11"
 MCID_TOLERANCE = 1e-9  # scores are floats: 5.1 - 3.1 must still reach an MCID of 2
-
-# The stages a current status proves were passed (lifecycle.TRANSITIONS). A cancelled referral
-# may have been accepted or scheduled first, which only its timeline tells; it can never have
-# been seen (care, once started, ends in discharge), so "seen" and "completed" need no timeline.
-STAGES = (Status.ACCEPTED, Status.SCHEDULED, Status.IN_CARE, Status.DISCHARGED)
-IMPLIED_BY = {
-    Status.ACCEPTED: (Status.ACCEPTED, Status.SCHEDULED, Status.NO_SHOW, Status.IN_CARE, Status.DISCHARGED),
-    Status.SCHEDULED: (Status.SCHEDULED, Status.NO_SHOW, Status.IN_CARE, Status.DISCHARGED),
-    Status.IN_CARE: (Status.IN_CARE, Status.DISCHARGED),
-    Status.DISCHARGED: (Status.DISCHARGED,),
-}
-BEFORE_CANCELLING = (Status.ACCEPTED, Status.SCHEDULED)
-
 
 @dataclass(frozen=True)
 class OrganizationAudience:
@@ -66,7 +56,7 @@ class DateRange:
 
 @dataclass(frozen=True)
 class Cell:
-    """A count or figure, and how many patients stand behind it."""
+    """A count or figure, and how many patients stand behind it (counted up to SMALL_CELL: enough to suppress)."""
 
     value: float | None
     patients: int
@@ -115,61 +105,51 @@ class PartnerReport:
     outcomes: list[InstrumentOutcome] = field(default_factory=list)
 
 
-def in_cohort(org_id: int | None, period: DateRange):
-    conditions = [Referral.submitted_at >= sql.day_start(period.start),
-                  Referral.submitted_at < sql.day_start(period.end + timedelta(days=1))]
+def in_cohort(org_id: int | None, period: DateRange, facts=ReportEpisode) -> ColumnElement[bool]:
+    """SQL: a fact row (``ReportEpisode`` or ``EpisodeOutcome``) of an episode submitted in the range (and organization)."""
+    conditions = [facts.submitted_at >= sql.day_start(period.start),
+                  facts.submitted_at < sql.day_start(period.end + timedelta(days=1))]
     if org_id is not None:
-        conditions.append(Referral.organization_id == org_id)
+        conditions.append(facts.organization_id == org_id)
     return and_(*conditions)
 
 
-def reached(stage: Status):
-    """SQL: this referral passed ``stage`` (for accepted/scheduled, a cancelled one's timeline may tell)."""
-    if stage not in BEFORE_CANCELLING:
-        return Referral.status.in_(IMPLIED_BY[stage])
-    via_timeline = exists(select(ReferralEvent.id).where(ReferralEvent.referral_id == Referral.id,
-                                                         ReferralEvent.to_status == stage))
-    return case((Referral.status.in_(IMPLIED_BY[stage]), true()),
-                (Referral.status == Status.CANCELLED, via_timeline), else_=false())
+def patients_up_to_small_cell(facts, condition, per=None):
+    """SQL scalar: distinct patients among the fact rows matching ``condition``, counted up to SMALL_CELL.
 
-
-def _cancelled_reach(cohort):
-    """Per cancelled referral of the cohort: 1 where its timeline shows it was accepted / scheduled."""
-    return (select(ReferralEvent.referral_id,
-                   *[func.max(case((ReferralEvent.to_status == s, 1), else_=0)).label(s.value)
-                     for s in BEFORE_CANCELLING])
-            .join(Referral, Referral.id == ReferralEvent.referral_id)
-            .where(cohort, Referral.status == Status.CANCELLED)
-            .group_by(ReferralEvent.referral_id).subquery())
-
-
-def funnel(org_id: int | None, period: DateRange) -> tuple[list[tuple[str, int, int]], int]:
-    """[(stage label, referrals, distinct patients)] from sent to completed, and the referral count.
-
-    Stage flags come from the status, corrected for cancelled referrals by one grouped look at
-    their timelines (a join, not a subquery per row). Grouped per patient first, so each
-    stage's distinct-patient count is a plain sum (one sort, not one DISTINCT set per stage).
+    Suppression only asks "fewer than 11 patients?": DISTINCT ... LIMIT 11 over an index in
+    patient order stops reading at the eleventh patient, where COUNT(DISTINCT) would sort
+    every patient of the cohort. ``per``: an entity of the enclosing query the condition
+    refers to (one count per instrument row, say).
     """
-    cohort = in_cohort(org_id, period)
-    cancelled = _cancelled_reach(cohort)
+    first = select(facts.patient_id).where(condition)
+    if per is not None:
+        first = first.correlate(per)
+    first = first.distinct().limit(SMALL_CELL).subquery()
+    return select(func.count()).select_from(first).scalar_subquery()
 
-    def flag(stage: Status):
-        if stage in BEFORE_CANCELLING:
-            return case((Referral.status.in_(IMPLIED_BY[stage]), 1), else_=func.coalesce(cancelled.c[stage.value], 0))
-        return case((Referral.status.in_(IMPLIED_BY[stage]), 1), else_=0)
 
-    per_patient = (select(Referral.patient_id, func.count().label("n"),
-                          *[func.sum(flag(s)).label(s.value) for s in STAGES])
-                   .outerjoin(cancelled, cancelled.c.referral_id == Referral.id)
-                   .where(cohort).group_by(Referral.patient_id).subquery())
-    columns = [func.sum(per_patient.c.n), func.count()]
-    for s in STAGES:
-        columns += [func.sum(per_patient.c[s.value]), func.count(case((per_patient.c[s.value] > 0, 1)))]
+STAGE_LABELS = ("Referrals sent", "Accepted", "Scheduled", "Seen (first visit)", "Episodes completed")
+
+
+def funnel(org_id: int | None, period: DateRange) -> tuple[list[tuple[str, int]], int]:
+    """[(stage label, referrals)] from sent to completed, and how many of them have a wait to first visit.
+
+    One pass over the cohort: each stage is "reached at least stage k" on the stored stage.
+    """
     sql.tune_for_reports()
-    row = db.session.execute(select(*columns).select_from(per_patient)).one()
-    labels = ["Referrals sent", "Accepted", "Scheduled", "Seen (first visit)", "Episodes completed"]
-    counts = [(labels[i], int(row[2 * i] or 0), int(row[2 * i + 1] or 0)) for i in range(len(labels))]
-    return counts, counts[0][1]
+    row = db.session.execute(
+        select(func.count(), *[func.count(case((ReportEpisode.stage >= k, 1))) for k in range(1, len(STAGES) + 1)],
+               func.count(ReportEpisode.days_to_first_visit))
+        .where(in_cohort(org_id, period))).one()
+    return [(label, int(row[i] or 0)) for i, label in enumerate(STAGE_LABELS)], int(row[-1] or 0)
+
+
+def stage_patients(org_id: int, period: DateRange) -> list[int]:
+    """Per funnel stage, the distinct patients behind it, counted up to SMALL_CELL (one statement)."""
+    cohort = in_cohort(org_id, period)
+    reached = [cohort] + [cohort & (ReportEpisode.stage >= k) for k in range(1, len(STAGES) + 1)]
+    return list(db.session.execute(select(*[patients_up_to_small_cell(ReportEpisode, r) for r in reached])).one())
 
 
 def _rate(numerator: Cell, denominator: Cell) -> Cell:
@@ -177,33 +157,58 @@ def _rate(numerator: Cell, denominator: Cell) -> Cell:
     return Cell(value, min(numerator.patients, denominator.patients), "{:.0%}")
 
 
+def median_wait(org_id: int, period: DateRange, waits: int) -> float | None:
+    """Median days from referral to first visit over the ``waits`` episodes that have one.
+
+    Read in index order (organization, wait): the middle one or two rows, no sort of the rest.
+    """
+    if not waits:
+        return None
+    ordered = (select(ReportEpisode.days_to_first_visit)
+               .where(in_cohort(org_id, period), ReportEpisode.days_to_first_visit.is_not(None))
+               .order_by(ReportEpisode.days_to_first_visit)
+               .offset((waits - 1) // 2).limit(2 - waits % 2))
+    ordered = sql.prefer_index(ordered, ReportEpisode, "ix_report_episodes_wait")
+    middle = list(db.session.scalars(ordered))
+    return sum(middle) / len(middle) if middle else None
+
+
 def partner_report(org: Organization, period: DateRange) -> PartnerReport:
     report = PartnerReport(org, period)
-    counts, _ = funnel(org.id, period)
+    counts, waits = funnel(org.id, period)
     previous = None
-    for label, referrals, patients in counts:
+    for (label, referrals), patients in zip(counts, stage_patients(org.id, period), strict=True):
         cell = Cell(referrals, patients)
         report.stages.append(Stage(label, cell, _rate(cell, previous) if previous else None))
         previous = cell
-    report.completed = report.stages[-1].count
+    report.completed = report.stages[COMPLETED].count
+    report.median_days_to_first_visit = Cell(median_wait(org.id, period, waits),
+                                             report.stages[SEEN].count.patients, "{:.1f}")
 
-    seen = in_cohort(org.id, period) & reached(Status.IN_CARE) & Referral.first_visit_at.is_not(None)
-    seen_patients = report.stages[3].count.patients
-    report.median_days_to_first_visit = Cell(
-        sql.median(select(sql.days_between(Referral.first_visit_at, Referral.submitted_at)).where(seen)),
-        seen_patients, "{:.1f}")
-
-    consented = in_cohort(org.id, period) & Referral.patient_id.in_(consented_patients(OrganizationAudience(org.id)))
-    row = db.session.execute(
-        select(func.count(), func.count(distinct(Referral.patient_id)), func.avg(EpisodeVisits.visits),
-               func.count(distinct(case((EpisodeVisits.visits.is_not(None), Referral.patient_id)))))
-        .select_from(Referral)
-        .outerjoin(EpisodeVisits, and_(EpisodeVisits.referral_id == Referral.id, Referral.status == Status.DISCHARGED))
-        .where(consented)).one()
-    report.consented_episodes = Cell(row[0], row[1])
-    report.visits_per_episode = Cell(row[2], row[3], "{:.1f}")
-    report.outcomes = instrument_outcomes(consented)
+    audience = OrganizationAudience(org.id)
+    consented = in_cohort(org.id, period) & shares_outcomes(audience, ReportEpisode)
+    sample = in_cohort(org.id, period) & shares_outcomes(audience, ReportEpisode, one_by_one=True)
+    row = db.session.execute(sql.prefer_index(
+        select(func.count(), func.avg(ReportEpisode.visits),
+               patients_up_to_small_cell(ReportEpisode, sample),
+               patients_up_to_small_cell(ReportEpisode, sample & ReportEpisode.visits.is_not(None)))
+        .where(consented), ReportEpisode, "ix_report_episodes_cohort")).one()
+    report.consented_episodes = Cell(row[0], row[2])
+    report.visits_per_episode = Cell(row[1], row[3], "{:.1f}")
+    report.outcomes = instrument_outcomes(org.id, period, audience)
     return report
+
+
+def shares_outcomes(audience: OrganizationAudience, facts, one_by_one: bool = False) -> ColumnElement[bool]:
+    """SQL: the fact row's patient shares outcome scores with the audience today (the consent policy).
+
+    Two forms of the same predicate: for a pass over the whole cohort, a semi-join against
+    the set of sharing patients, built once per statement; for the small-cell checks, which
+    stop after a few rows, a probe per row (``permits``), so no set is built at all.
+    """
+    if one_by_one:
+        return permits(audience, facts.patient_id, Category.OUTCOME_SCORES)
+    return facts.patient_id.in_(consented_patients(audience))
 
 
 def consented_patients(audience: OrganizationAudience):
@@ -214,49 +219,42 @@ def consented_patients(audience: OrganizationAudience):
     return select(Consent.patient_id).where(consent_in_effect(audience, Category.OUTCOME_SCORES, date.today()))
 
 
-def paired_scores(episodes):
-    """Per (instrument, episode): the intake and discharge score, for episodes matching ``episodes``.
-
-    Reads the derived episode_outcomes (complete pairs only) joined to the cohort (episode,
-    patient, organization); see portal/outcomes/summary.py for how it is kept current.
-    """
-    cohort = select(Referral.id, Referral.patient_id, Referral.organization_id).where(episodes).subquery()
-    # episode_outcomes already holds one complete (intake, discharge) pair per episode and instrument.
-    return (select(EpisodeOutcome.referral_id, EpisodeOutcome.instrument_id,
-                   cohort.c.patient_id.label("patient_id"), cohort.c.organization_id.label("organization_id"),
-                   EpisodeOutcome.intake.label("intake"), EpisodeOutcome.discharge.label("discharge"))
-            .join(cohort, cohort.c.id == EpisodeOutcome.referral_id)
-            .subquery())
+def improvement(outcomes=EpisodeOutcome, instrument=Instrument):
+    """SQL: change in the better direction (positive = improved)."""
+    return case((instrument.is_higher_better, outcomes.discharge - outcomes.intake),
+                else_=outcomes.intake - outcomes.discharge)
 
 
-def improvement(pairs):
-    return case((Instrument.is_higher_better, pairs.c.discharge - pairs.c.intake),
-                else_=pairs.c.intake - pairs.c.discharge)
+def reached_mcid(outcomes=EpisodeOutcome, instrument=Instrument):
+    return improvement(outcomes, instrument) >= instrument.mcid - MCID_TOLERANCE
 
 
-def reached_mcid(pairs):
-    return improvement(pairs) >= Instrument.mcid - MCID_TOLERANCE
-
-
-def instrument_outcomes(episodes) -> list[InstrumentOutcome]:
-    pairs = paired_scores(episodes)
-    hit = reached_mcid(pairs)
-    rows = db.session.execute(
-        select(Instrument.code, Instrument.name, Instrument.is_higher_better, Instrument.mcid,
-               func.count(), func.count(distinct(pairs.c.patient_id)),
-               func.avg(pairs.c.intake), func.avg(pairs.c.discharge), func.avg(pairs.c.discharge - pairs.c.intake),
-               func.count(case((hit, 1))), func.count(distinct(case((hit, pairs.c.patient_id)))))
-        .join(pairs, pairs.c.instrument_id == Instrument.id)
-        .where(pairs.c.intake.is_not(None), pairs.c.discharge.is_not(None))
-        .group_by(Instrument.id, Instrument.code, Instrument.name, Instrument.is_higher_better, Instrument.mcid)
-        .order_by(Instrument.code)).all()
+def instrument_outcomes(org_id: int, period: DateRange, audience: OrganizationAudience) -> list[InstrumentOutcome]:
+    """Per instrument, over the organization's consented episodes in the range: means, change, MCID reached."""
+    cohort = in_cohort(org_id, period, EpisodeOutcome)
+    hit = reached_mcid()
+    rows = db.session.execute(sql.prefer_index(
+        select(Instrument, func.count(), func.avg(EpisodeOutcome.intake), func.avg(EpisodeOutcome.discharge),
+               func.avg(EpisodeOutcome.discharge - EpisodeOutcome.intake), func.count(case((hit, 1))))
+        .join(EpisodeOutcome, EpisodeOutcome.instrument_id == Instrument.id)
+        .where(cohort, shares_outcomes(audience, EpisodeOutcome))
+        .group_by(Instrument.id)
+        .order_by(Instrument.code), EpisodeOutcome, "ix_episode_outcomes_report")).all()
+    if not rows:
+        return []
+    # Patients behind each instrument's cells: one statement, one pair of counts per instrument row.
+    facts = aliased(EpisodeOutcome)
+    sample = (in_cohort(org_id, period, facts) & (facts.instrument_id == Instrument.id)
+              & shares_outcomes(audience, facts, one_by_one=True))
+    patients = {row[0]: row[1:] for row in db.session.execute(
+        select(Instrument.id, patients_up_to_small_cell(facts, sample, per=Instrument),
+               patients_up_to_small_cell(facts, sample & reached_mcid(facts), per=Instrument))
+        .where(Instrument.id.in_([instrument.id for instrument, *_ in rows])))}
     result = []
-    for code, name, higher, mcid, n, patients, intake, discharge, change, hits, hit_patients in rows:
-        episodes_cell = Cell(n, patients)
-        reached_cell = Cell(hits, hit_patients)
-        share = Cell(hits / n if n else None, min(patients, hit_patients), "{:.0%}")
+    for instrument, n, intake, discharge, change, hits in rows:
+        everyone, reached = patients[instrument.id]
         result.append(InstrumentOutcome(
-            code, name, "higher is better" if higher else "lower is better", mcid, episodes_cell,
-            Cell(intake, patients, "{:.1f}"), Cell(discharge, patients, "{:.1f}"), Cell(change, patients, "{:+.1f}"),
-            reached_cell, share))
+            instrument.code, instrument.name, instrument.direction, instrument.mcid, Cell(n, everyone),
+            Cell(intake, everyone, "{:.1f}"), Cell(discharge, everyone, "{:.1f}"), Cell(change, everyone, "{:+.1f}"),
+            Cell(hits, reached), Cell(hits / n if n else None, min(everyone, reached), "{:.0%}")))
     return result

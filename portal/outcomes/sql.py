@@ -1,4 +1,4 @@
-"""Portable SQL pieces for the reports: day differences, month buckets and the median.
+"""Portable SQL pieces for the reports: practice days, day differences and month buckets.
 
 Each hides one difference between SQLite and PostgreSQL behind one function, so report
 queries read the same on both databases.
@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy import ColumnElement, Float, Select, cast, func, text
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 
 from portal.extensions import db
 
@@ -26,9 +27,13 @@ def day_start(day: date) -> datetime:
 
 
 def days_between(later, earlier) -> ColumnElement[float]:
-    """(later - earlier) in days, fractional."""
+    """(later - earlier) in days, fractional, in double precision on both databases.
+
+    PostgreSQL's EXTRACT answers NUMERIC: cast it first, so every writer of a stored wait
+    (the report facts, their migration) gets the same bits and a drift check can compare exactly.
+    """
     if dialect() == "postgresql":
-        return func.extract("epoch", later - earlier) / 86400.0
+        return cast(func.extract("epoch", later - earlier), Float) / 86400.0
     return func.julianday(later) - func.julianday(earlier)
 
 
@@ -56,20 +61,22 @@ def tune_for_reports() -> None:
         db.session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
-def median(values: Select) -> float | None:
-    """The median of a one-column SELECT (NULLs ignored), in one statement.
+def _sqlite_from_hint(self, table, hint_text):
+    """Render a table hint after the table name (SQLite's INDEXED BY), as SQLAlchemy does for MySQL's."""
+    return hint_text
 
-    PostgreSQL: percentile_cont(0.5). SQLite has no ordered-set aggregates: number the sorted
-    values with window functions (ROW_NUMBER over the ORDER BY, COUNT over everything) and
-    average the middle one (odd n) or two (even n); the values are computed once.
+
+# SQLAlchemy accepts Select.with_hint(..., dialect_name="sqlite") but its SQLite compiler renders
+# no table hints; this renders them. Only statements that ask for a SQLite hint are affected.
+SQLiteCompiler.get_from_hint_text = _sqlite_from_hint
+
+
+def prefer_index(query: Select, table, index: str) -> Select:
+    """On SQLite, read ``table`` through ``index`` (INDEXED BY); other databases plan as usual.
+
+    SQLite keeps no histograms: it guesses that any two-sided date range is narrow, and it
+    will drive a scan from an IN list through whichever index starts with that column. For
+    the report statements that read a whole cohort, one index is right at every range width
+    (checked with the benchmark in bench/bench_reports.py); name it.
     """
-    sub = values.subquery()
-    column = sub.c[0]
-    if dialect() == "postgresql":
-        query = select(func.percentile_cont(0.5).within_group(column)).where(column.is_not(None))
-    else:
-        ranked = select(column.label("v"), func.row_number().over(order_by=column).label("rn"),
-                        func.count().over().label("n")).where(column.is_not(None)).subquery()
-        query = select(func.avg(ranked.c.v)).where(ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2]))
-    value = db.session.scalar(query)
-    return None if value is None else float(value)
+    return query.with_hint(table, f"INDEXED BY {index}", dialect_name="sqlite")

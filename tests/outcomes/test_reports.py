@@ -7,10 +7,9 @@ from sqlalchemy import select
 from portal.audit.models import AuditEvent
 from portal.consent.models import Category, ConsentStatus
 from portal.core.permissions import Role
-from portal.outcomes import sql
-from portal.outcomes.reports import SUPPRESSED, Cell, DateRange, partner_report
+from portal.outcomes.reports import SUPPRESSED, Cell, DateRange, median_wait, partner_report
 from portal.referrals.lifecycle import Status
-from portal.referrals.models import EventKind, Referral, ReferralEvent
+from portal.referrals.models import EventKind, ReferralEvent
 from tests import factories
 from tests.consent.helpers import add_consent
 from tests.outcomes.helpers import episode
@@ -93,6 +92,20 @@ def test_cells_count_patients_not_referrals(app, db, org_a):
     assert report.stages[0].count.value == 12 and str(report.stages[0].count) == SUPPRESSED
 
 
+def test_outcome_cells_count_patients_not_episodes(app, db, org_a):
+    patients = [factories.make_patient(f"Repeat{i}") for i in range(10)]
+    for patient in patients * 2:  # 20 episodes, 10 patients: still too few to show
+        episode(org_a, patient=patient, scores={"ODI": (50, 20)})
+    odi = partner_report(org_a, PERIOD).outcomes[0]
+    assert odi.episodes.value == 20 and str(odi.episodes) == SUPPRESSED and str(odi.share_reached) == SUPPRESSED
+    episode(org_a, scores={"ODI": (50, 45)})  # an 11th patient, who did not reach the MCID
+    odi = partner_report(org_a, PERIOD).outcomes[0]
+    assert str(odi.episodes) == "21" and str(odi.reached) == SUPPRESSED  # 20 episodes reached it, by 10 patients
+    episode(org_a, scores={"ODI": (50, 30)})  # a 12th, who did
+    odi = partner_report(org_a, PERIOD).outcomes[0]
+    assert str(odi.episodes) == "22" and str(odi.reached) == "21" and str(odi.share_reached) == "95%"
+
+
 def test_outcomes_count_only_consented_patients(app, db, org_a):
     for _ in range(11):
         episode(org_a, scores={"ODI": (50, 20)}, visits=10)
@@ -120,12 +133,12 @@ def test_higher_is_better_and_float_mcid(app, db, org_a):
 
 @pytest.mark.parametrize("values,expected", [([], None), ([5], 5), ([1, 9], 5), ([3, 1, 2], 2), ([4, 1, 3, 2], 2.5),
                                              ([7, 7, 1, 9, 100], 7)])
-def test_median_on_this_database(app, db, org_a, values, expected):
+def test_median_wait_on_this_database(app, db, org_a, org_b, values, expected):
     for wait in values:
         episode(org_a, wait_days=wait, consent=False)
-    query = select(sql.days_between(Referral.first_visit_at, Referral.submitted_at)).where(
-        Referral.organization_id == org_a.id)
-    result = sql.median(query)
+    episode(org_b, wait_days=1000, consent=False)  # another organization's wait never counts
+    episode(org_a, status=Status.SCHEDULED, wait_days=1000, consent=False)  # booked, not seen: no wait yet
+    result = median_wait(org_a.id, PERIOD, len(values))
     assert (result is None) if expected is None else result == pytest.approx(expected)
 
 
