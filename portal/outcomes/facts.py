@@ -103,6 +103,12 @@ def refresh(session: Session, referral_ids: Iterable[int]) -> None:
     episodes, outcomes = ReportEpisode.__table__, EpisodeOutcome.__table__
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
+        if connection.dialect.name == "postgresql":
+            # Two transactions refreshing one episode (a score recorded while someone moves the
+            # referral) take turns on the referral row, in id order: the second then deletes the
+            # rows the first committed instead of inserting a duplicate. SQLite has one writer.
+            connection.execute(select(Referral.id).where(Referral.id.in_(chunk)).order_by(Referral.id)
+                               .with_for_update())
         connection.execute(delete(episodes).where(episodes.c.referral_id.in_(chunk)))
         connection.execute(delete(outcomes).where(outcomes.c.referral_id.in_(chunk)))
         connection.execute(insert(episodes).from_select(_EPISODE_COLUMNS, _episodes_select(chunk)))

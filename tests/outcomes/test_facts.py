@@ -1,9 +1,9 @@
 """The report facts follow their sources on every write, and a rebuild (or the migration) agrees with them."""
-from datetime import timedelta
+from datetime import date, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db as _db
 from portal.outcomes import facts
@@ -154,3 +154,72 @@ def test_the_check_command_fails_on_drift_and_rebuild_repairs_it(app, db, org_a)
     result = runner.invoke(args=["reports", "rebuild"])
     assert result.exit_code == 0 and "episode_outcomes in step" in result.output
     assert runner.invoke(args=["reports", "check"]).exit_code == 0
+
+
+def test_two_writers_refreshing_one_episode_at_once_both_land(app, database_url, tmp_path):
+    """Real concurrency: a score is recorded while another user moves the same referral.
+
+    Both flushes recompute the episode's facts; on PostgreSQL the second must wait for the
+    first and then see its rows, instead of inserting a duplicate fact row (a 500). SQLite
+    has one writer: the second either waits its turn or is refused with "database is
+    locked" (its read began before the first commit); either way the facts stay in step.
+    """
+    import os
+    import threading
+    import time
+
+    from portal.extensions import db as session_db
+    from portal.outcomes.models import Instrument
+    from portal.referrals.models import Referral
+    from tests.conftest import fresh_database, migrated_app
+
+    url = fresh_database(os.environ.get("TEST_DATABASE_URL"), tmp_path, "facts_race")
+    race_app = migrated_app(url, tmp_path)
+    with race_app.app_context():
+        referral = factories.make_referral(factories.make_organization(), status=Status.IN_CARE)
+        add_score(referral, "ODI", Phase.INTAKE, 40)
+        ids = {"referral": referral.id, "recorder": referral.clinician_id,
+               "odi": session_db.session.scalar(select(Instrument.id).where(Instrument.code == "ODI"))}
+        session_db.session.commit()
+
+    flushed, errors = threading.Event(), []
+
+    def record_discharge_score():
+        with race_app.app_context():
+            try:
+                session_db.session.add(OutcomeScore(referral_id=ids["referral"], instrument_id=ids["odi"],
+                                                    phase=Phase.DISCHARGE, measured_on=date.today(), score=20,
+                                                    recorded_by_id=ids["recorder"]))
+                session_db.session.flush()
+                flushed.set()
+                time.sleep(0.5)  # the other writer starts while this transaction is open
+                session_db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                session_db.session.rollback()
+                errors.append(f"score: {exc!r}")
+                flushed.set()
+
+    def discharge():
+        with race_app.app_context():
+            flushed.wait(10)
+            try:
+                referral = session_db.session.get(Referral, ids["referral"])
+                referral.status = Status.DISCHARGED
+                session_db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                session_db.session.rollback()
+                errors.append(f"status: {exc!r}")
+
+    threads = [threading.Thread(target=record_discharge_score), threading.Thread(target=discharge)]
+    [t.start() for t in threads]
+    [t.join(30) for t in threads]
+    with race_app.app_context():
+        sqlite_refused = session_db.engine.dialect.name == "sqlite" and errors and all(
+            e.startswith("status:") and "database is locked" in e for e in errors)
+        assert errors == [] or sqlite_refused
+        assert facts.drift(session_db.session) == {"report_episodes": 0, "episode_outcomes": 0}
+        assert session_db.session.scalar(select(func.count()).select_from(EpisodeOutcome)) == 1  # the score landed
+        if not errors:
+            assert session_db.session.get(ReportEpisode, ids["referral"]).stage == facts.COMPLETED
+        session_db.session.remove()
+        session_db.engine.dispose()
