@@ -2,6 +2,7 @@
 from flask import Flask, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal.extensions import db
@@ -17,7 +18,20 @@ MESSAGES = {
     413: ("That upload is too large", "Please choose a smaller file and try again."),
     429: ("Too many attempts", "Please wait a minute before trying again."),
     500: ("Something went wrong on our side", "The error has been logged. Please try again in a moment."),
+    503: ("The portal is busy", "Another change was being saved at the same moment. Nothing of yours was saved: "
+                                "please try again in a few seconds."),
 }
+RETRY_AFTER_SECONDS = 2
+
+
+def is_transient_database_error(exc: DBAPIError) -> bool:
+    """A write lost a race for the database and may simply be retried: SQLite's single writer lock
+    ("database is locked", after the busy timeout or at once for a stale read snapshot), or a
+    PostgreSQL deadlock, serialization failure or lock timeout."""
+    orig = getattr(exc, "orig", None)
+    if type(orig).__module__ == "sqlite3":
+        return "database is locked" in str(orig) or "database table is locked" in str(orig)
+    return getattr(orig, "sqlstate", None) in ("40001", "40P01", "55P03")
 
 
 def wants_json() -> bool:
@@ -57,6 +71,16 @@ def register_errorhandlers(app: Flask) -> None:
         if exc.code == 403:
             _audit_denied()
         return error_response(exc.code or 500)
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        if not is_transient_database_error(exc):
+            return unhandled(exc)
+        db.session.rollback()
+        app.logger.warning("database busy on %s %s: %s", request.method, request.endpoint, type(exc.orig).__name__)
+        response = app.make_response(error_response(503))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):

@@ -44,3 +44,48 @@ def test_500_shows_no_trace_or_detail(tmp_path, caplog):
     assert response.status_code == 500
     assert b"Something went wrong" in response.data
     assert b"secret detail" not in response.data and b"Traceback" not in response.data
+
+
+def _app_raising(tmp_path, exc):
+    app = migrated_app(f"sqlite:///{tmp_path / 'busy.db'}", tmp_path)
+
+    @app.get("/busy")
+    @public
+    def busy():
+        raise exc
+
+    @app.get("/fhir/busy")
+    @public
+    def fhir_busy():
+        raise exc
+
+    return app
+
+
+def _locked():
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE referrals ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_a_lost_race_for_the_database_is_a_503_to_retry_not_a_500(tmp_path):
+    app = _app_raising(tmp_path, _locked())
+    response = app.test_client().get("/busy")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert b"The portal is busy" in response.data and b"try again" in response.data
+    assert b"UPDATE referrals" not in response.data and b"Traceback" not in response.data
+    fhir = app.test_client().get("/fhir/busy")
+    assert fhir.status_code == 503 and fhir.json["resourceType"] == "OperationOutcome"
+
+
+def test_a_postgresql_deadlock_is_a_503_too_and_other_database_errors_stay_500(tmp_path):
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    assert _app_raising(tmp_path, OperationalError("x", {}, Deadlock())).test_client().get("/busy").status_code == 503
+    other = IntegrityError("INSERT ...", {}, Exception("duplicate key"))
+    assert _app_raising(tmp_path, other).test_client().get("/busy").status_code == 500
