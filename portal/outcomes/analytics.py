@@ -100,6 +100,7 @@ def monthly_trend(today: date, organization_ids: list[int], months: int = 12) ->
 
 def practice_funnel(period: DateRange) -> list[tuple[str, int, float | None]]:
     """[(step, referrals, share of the previous step)] over every source."""
+    sql.tune_for_reports()
     counts, _ = funnel(None, period)
     steps, before = [], None
     for label, referrals in counts:

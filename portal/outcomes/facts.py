@@ -126,9 +126,17 @@ def drift(session: Session) -> dict[str, int]:
     return result
 
 
+# The referral columns the facts read: a note or attachment touching only updated_at changes none.
+_REFERRAL_SOURCES = ("organization_id", "patient_id", "submitted_at", "status", "first_visit_at")
+
+
 def _referral_ids(obj) -> list[int]:
     """The referral(s) whose facts this changed object affects (both sides of a moved row)."""
     if isinstance(obj, Referral):
+        state = inspect(obj)
+        updated = state.persistent and obj not in state.session.deleted
+        if updated and not any(state.attrs[name].history.has_changes() for name in _REFERRAL_SOURCES):
+            return []
         return [obj.id]
     if isinstance(obj, (ReferralEvent, EpisodeVisits, OutcomeScore)):
         moved = inspect(obj).attrs.referral_id.history.deleted or []

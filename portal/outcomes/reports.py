@@ -106,7 +106,8 @@ class PartnerReport:
 
 
 def in_cohort(org_id: int | None, period: DateRange, facts=ReportEpisode) -> ColumnElement[bool]:
-    """SQL: a fact row (``ReportEpisode`` or ``EpisodeOutcome``) of an episode submitted in the range (and organization)."""
+    """SQL: a fact row (``ReportEpisode`` or ``EpisodeOutcome``) of an episode submitted in the range
+    (and of the organization, when one is given)."""
     conditions = [facts.submitted_at >= sql.day_start(period.start),
                   facts.submitted_at < sql.day_start(period.end + timedelta(days=1))]
     if org_id is not None:
@@ -130,6 +131,7 @@ def patients_up_to_small_cell(facts, condition, per=None):
 
 
 STAGE_LABELS = ("Referrals sent", "Accepted", "Scheduled", "Seen (first visit)", "Episodes completed")
+STEPS = range(len(STAGES) + 1)  # step k: the episode reached stage k (0: sent, so every episode)
 
 
 def funnel(org_id: int | None, period: DateRange) -> tuple[list[tuple[str, int]], int]:
@@ -137,19 +139,18 @@ def funnel(org_id: int | None, period: DateRange) -> tuple[list[tuple[str, int]]
 
     One pass over the cohort: each stage is "reached at least stage k" on the stored stage.
     """
-    sql.tune_for_reports()
     row = db.session.execute(
-        select(func.count(), *[func.count(case((ReportEpisode.stage >= k, 1))) for k in range(1, len(STAGES) + 1)],
+        select(*[func.count(case((ReportEpisode.stage >= k, 1))) for k in STEPS],
                func.count(ReportEpisode.days_to_first_visit))
         .where(in_cohort(org_id, period))).one()
-    return [(label, int(row[i] or 0)) for i, label in enumerate(STAGE_LABELS)], int(row[-1] or 0)
+    return [(label, int(row[k] or 0)) for k, label in zip(STEPS, STAGE_LABELS, strict=True)], int(row[-1] or 0)
 
 
 def stage_patients(org_id: int, period: DateRange) -> list[int]:
     """Per funnel stage, the distinct patients behind it, counted up to SMALL_CELL (one statement)."""
     cohort = in_cohort(org_id, period)
-    reached = [cohort] + [cohort & (ReportEpisode.stage >= k) for k in range(1, len(STAGES) + 1)]
-    return list(db.session.execute(select(*[patients_up_to_small_cell(ReportEpisode, r) for r in reached])).one())
+    return list(db.session.execute(
+        select(*[patients_up_to_small_cell(ReportEpisode, cohort & (ReportEpisode.stage >= k)) for k in STEPS])).one())
 
 
 def _rate(numerator: Cell, denominator: Cell) -> Cell:
@@ -175,6 +176,7 @@ def median_wait(org_id: int, period: DateRange, waits: int) -> float | None:
 
 def partner_report(org: Organization, period: DateRange) -> PartnerReport:
     report = PartnerReport(org, period)
+    sql.tune_for_reports()
     counts, waits = funnel(org.id, period)
     previous = None
     for (label, referrals), patients in zip(counts, stage_patients(org.id, period), strict=True):
