@@ -1,5 +1,16 @@
-"""Every encoding in which a demo patient's PHI could leak into bytes: the raw-data probes."""
+"""Every encoding in which a demo patient's PHI could leak into bytes: the raw-data probes.
+
+A probe must not match by chance, or the tests that use it flake. Two rules keep it so:
+
+* no probe is shorter than ``MIN_PROBE`` bytes (a four-byte date ordinal turned up in 5 of
+  29,220 tries in a 1 MB SQLite file: a 1 % flake for 60 birth dates, so it is not a probe);
+* a short probe written only in hex digits (the last seven digits of a phone, ``YYYYMMDD``)
+  counts only where it stands alone, not inside a longer run of hex digits: a pg_dump shows
+  60 kB of ciphertext as hex, where ``55501xx`` turns up about once in 70 runs.
+  A real leak sits between delimiters (quotes, commas, spaces), so this loses none.
+"""
 import base64
+import re
 import unicodedata
 from datetime import date
 
@@ -25,7 +36,7 @@ def _text_forms(value: str) -> set[bytes]:
 def _date_forms(value: date) -> set[bytes]:
     texts = {value.isoformat(), value.strftime("%Y%m%d"), value.strftime("%m/%d/%Y"),
              f"{value.month}/{value.day}/{value.year}", value.strftime("%d.%m.%Y")}
-    return {t.encode() for t in texts} | {value.toordinal().to_bytes(4, "big")}
+    return {t.encode() for t in texts}
 
 
 def _phone_forms(value: str) -> set[bytes]:
@@ -47,5 +58,27 @@ def probes_for(patients: list[Patient]) -> dict[bytes, str]:
     return found
 
 
+_HEX = re.compile(rb"[0-9a-fA-F]+")
+_ALONE_BELOW = 12  # hex-only probes shorter than this must stand alone (see the module notes)
+
+
+def _found(form: bytes, haystack: bytes) -> bool:
+    if len(form) >= _ALONE_BELOW or not _HEX.fullmatch(form):
+        return form in haystack
+    return re.search(rb"(?<![0-9a-fA-F])" + re.escape(form) + rb"(?![0-9a-fA-F])", haystack) is not None
+
+
 def leaks(haystack: bytes, probes: dict[bytes, str]) -> list[str]:
-    return sorted({f"{label} ({form[:3]!r}...)" for form, label in probes.items() if form in haystack})
+    return sorted({f"{label} ({form[:3]!r}...)" for form, label in probes.items() if _found(form, haystack)})
+
+
+_BYTEA = re.compile(rb"\\\\x([0-9a-f]*)")
+
+
+def unhex_bytea(dump: bytes) -> bytes:
+    """A pg_dump with every bytea value (written ``\\\\x<hex>`` in COPY text) turned back into its bytes.
+
+    Stored bytes are searched as bytes, as in the SQLite file; searching their hex spelling
+    would find seven-digit probes by chance and would miss nothing the bytes do not show.
+    """
+    return _BYTEA.sub(lambda m: bytes.fromhex(m.group(1).decode()), dump)

@@ -9,7 +9,7 @@ from sqlalchemy import inspect, select, text
 from portal.extensions import db
 from portal.patients.demo import seed_demo_patients
 from tests.phi.conftest import sqlite_path
-from tests.phi.probes import leaks, probes_for
+from tests.phi.probes import leaks, probes_for, unhex_bytea
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_pg_dump_holds_no_phi(committed_app, seeded):
         check=True, capture_output=True, timeout=60,
     ).stdout
     assert b"COPY public.patients" in dump and len(dump) > 60 * 500
-    assert leaks(dump, seeded) == []
+    assert leaks(unhex_bytea(dump), seeded) == []
 
 
 def test_every_column_of_every_table_holds_no_phi(committed_app, seeded):
@@ -68,3 +68,19 @@ def test_probes_would_catch_a_leak(committed_app, seeded):
         leaked = f"{patient.family_name} {patient.birth_date:%m/%d/%Y} {patient.email}".encode()
         db.session.remove()
     assert {hit.split(" (")[0] for hit in leaks(leaked, seeded)} >= {"family name", "birth date", "e-mail"}
+
+
+def test_probes_read_a_dump_as_stored_bytes(committed_app, seeded):
+    """Plaintext in a bytea column is found through the dump's hex; chance digits in hex are not."""
+    with committed_app.app_context():
+        from portal.patients.models import Patient
+
+        patient = db.session.scalars(select(Patient).limit(1)).one()
+        name, phone = patient.family_name, patient.phone
+        db.session.remove()
+    last7 = "".join(c for c in phone if c.isdigit())[-7:]
+    row = b"42\t\\\\x" + name.encode().hex().encode() + b"\t2026-11-26\n"
+    assert unhex_bytea(row) == b"42\t" + name.encode() + b"\t2026-11-26\n"
+    assert leaks(unhex_bytea(row), seeded) == ["family name (" + repr(name.encode()[:3]) + "...)"]
+    assert leaks(b"\\\\x0af3" + last7.encode() + b"9c", seeded) == []  # seven digits inside ciphertext hex
+    assert leaks(b'{"tel": "' + last7.encode() + b'"}', seeded) == ["phone (" + repr(last7.encode()[:3]) + "...)"]
