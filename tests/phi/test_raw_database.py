@@ -3,8 +3,8 @@ import shutil
 import subprocess
 
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import make_url
 
 from portal.extensions import db
 from portal.patients.demo import seed_demo_patients
