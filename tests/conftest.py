@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from flask import has_app_context
+from hypothesis import settings
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -20,6 +21,13 @@ from portal import create_app
 from portal.core.permissions import Role
 from portal.extensions import db as _db
 from tests import factories
+
+# Property tests: `make test` and CI must not pass or fail by luck, so the default profile
+# draws the same examples every run. HYPOTHESIS_PROFILE=explore draws fresh ones (and keeps
+# failures in .hypothesis/ to replay them first next time).
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 TEST_SECRET = secrets.token_urlsafe(32)
 TEST_KEK = secrets.token_urlsafe(32)
