@@ -9,6 +9,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENVIRONMENTS = ("development", "production", "test")
 
@@ -105,6 +106,11 @@ def load_config(app, test_config: dict | None = None) -> None:
     cfg["OUTBOX_SINK_DIR"] = cfg["OUTBOX_SINK_DIR"] or str(instance / "outbox")
     if cfg["SMTP_SECURITY"] not in ("none", "starttls", "tls"):
         raise ConfigError("SMTP_SECURITY must be none, starttls or tls")
+    try:
+        ZoneInfo(str(cfg["PORTAL_TIMEZONE"]))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"PORTAL_TIMEZONE must be an IANA time zone such as America/Chicago, "
+                          f"not {cfg['PORTAL_TIMEZONE']!r}") from exc
 
     is_dev = env == "development"
     cfg.update(

@@ -11,6 +11,7 @@ from sqlalchemy import Select, exists, or_, select
 
 from portal.consent.models import Category, Consent
 from portal.consent.policy import consent_in_effect
+from portal.core.time import practice_today
 from portal.extensions import db
 from portal.outcomes.models import OutcomeScore
 from portal.outcomes.queries import visible_scores
@@ -48,7 +49,7 @@ def updates(actor) -> Select:
 
 def visible_consents(actor, on: date | None = None) -> Select:
     """Consents in effect today that grant this organization a data class, for patients it referred."""
-    on = on or date.today()
+    on = on or practice_today()
     referred = exists(select(Referral.id).where(Referral.patient_id == Consent.patient_id,
                                                 Referral.organization_id == actor.organization_id))
     return select(Consent).where(referred, or_(*[consent_in_effect(actor, c, on) for c in DISCLOSED_CATEGORIES]))

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
 from portal.auth.models import User
 from portal.consent.models import Category, Consent, ConsentStatus
+from portal.core.time import practice_today
 from portal.extensions import db
 
 
@@ -34,14 +35,14 @@ def consent_in_effect(user: User, category: Category, on: date) -> ColumnElement
 
 def permits(user: User, patient_id, category: Category, on: date | None = None):
     """An EXISTS clause for use inside other queries (patient_id: a column or a value)."""
-    on = on or date.today()
+    on = on or practice_today()
     return exists(select(Consent.id).where(Consent.patient_id == patient_id,
                                            consent_in_effect(user, category, on)))
 
 
 def publication_permitted(patient_id, on: date | None = None):
     """EXISTS: a consent in effect today lets the practice publish this patient's success story (any grantee)."""
-    on = on or date.today()
+    on = on or practice_today()
     return exists(select(Consent.id).where(
         Consent.patient_id == patient_id, _current_version(), Consent.status == ConsentStatus.ACTIVE,
         Consent.allows_story_publication.is_(True), Consent.effective_on <= on,

@@ -1,32 +1,27 @@
 """Template filters: dates and times in the practice's time zone, plain-language ages."""
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask
 
-from portal.core.time import now_utc
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
+from portal.core.time import now_utc, practice_zone
 
 
 def local_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
-    return value.astimezone(_zone()).strftime("%b %-d, %Y %-I:%M %p")
+    return value.astimezone(practice_zone()).strftime("%b %-d, %Y %-I:%M %p")
 
 
 def local_date(value: datetime | date | None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        value = value.astimezone(_zone()).date()
+        value = value.astimezone(practice_zone()).date()
     return value.strftime("%b %-d, %Y")
 
 
 def iso_datetime(value: datetime | None) -> str:
-    return value.astimezone(_zone()).isoformat(timespec="minutes") if value else ""
+    return value.astimezone(practice_zone()).isoformat(timespec="minutes") if value else ""
 
 
 def days_ago(value: datetime | None) -> str:

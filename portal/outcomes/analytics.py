@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import case, func, literal, select
 
+from portal.core.time import practice_day_start
 from portal.extensions import db
 from portal.outcomes import sql
 from portal.outcomes.facts import COMPLETED, SEEN
@@ -90,7 +91,8 @@ def monthly_trend(today: date, organization_ids: list[int], months: int = 12) ->
     bucket = sql.month_bucket(ReportEpisode.submitted_at, today).label("month")
     rows = db.session.execute(
         select(ReportEpisode.organization_id, bucket, func.count())
-        .where(ReportEpisode.organization_id.in_(organization_ids), ReportEpisode.submitted_at >= sql.day_start(first))
+        .where(ReportEpisode.organization_id.in_(organization_ids),
+               ReportEpisode.submitted_at >= practice_day_start(first))
         .group_by(ReportEpisode.organization_id, bucket)).all()
     trend: dict[int, dict[str, int]] = {org_id: {} for org_id in organization_ids}
     for org_id, month, count in rows:
@@ -111,7 +113,7 @@ def practice_funnel(period: DateRange) -> list[tuple[str, int, float | None]]:
 
 def dropped_partners(today: date) -> list[DropRow]:
     """Organizations whose referrals in the last 90 days are half or less of the 90 days before."""
-    end = sql.day_start(today + timedelta(days=1))
+    end = practice_day_start(today + timedelta(days=1))
     middle = end - timedelta(days=DROP_WINDOW_DAYS)
     start = middle - timedelta(days=DROP_WINDOW_DAYS)
     current = func.count(case((ReportEpisode.submitted_at >= middle, 1)))

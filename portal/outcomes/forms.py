@@ -1,11 +1,10 @@
 """Score entry (staff), instruments (admin) and the report's date range."""
-from datetime import date
-
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, DecimalField, IntegerField, SelectChoice, SelectField, StringField, \
-    TextAreaField
+from wtforms import (BooleanField, DateField, DecimalField, IntegerField, SelectChoice, SelectField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
+from portal.core.time import practice_today
 from portal.outcomes.models import Phase
 from portal.referrals.forms import clean_text, one_line
 
@@ -42,7 +41,7 @@ class ScoreForm(FlaskForm):
                                   f"to {instrument.max_score:g}.")
 
     def validate_measured_on(self, field):
-        if field.data and field.data > date.today():
+        if field.data and field.data > practice_today():
             raise ValidationError("The date cannot be in the future.")
 
     def validate_visits(self, field):

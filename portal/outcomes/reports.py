@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 
 from portal.consent.models import Category, Consent
 from portal.consent.policy import consent_in_effect, permits
+from portal.core.time import practice_day_start, practice_today
 from portal.extensions import db
 from portal.outcomes import sql
 from portal.outcomes.facts import COMPLETED, SEEN, STAGES
@@ -108,8 +109,8 @@ class PartnerReport:
 def in_cohort(org_id: int | None, period: DateRange, facts=ReportEpisode) -> ColumnElement[bool]:
     """SQL: a fact row (``ReportEpisode`` or ``EpisodeOutcome``) of an episode submitted in the range
     (and of the organization, when one is given)."""
-    conditions = [facts.submitted_at >= sql.day_start(period.start),
-                  facts.submitted_at < sql.day_start(period.end + timedelta(days=1))]
+    conditions = [facts.submitted_at >= practice_day_start(period.start),
+                  facts.submitted_at < practice_day_start(period.end + timedelta(days=1))]
     if org_id is not None:
         conditions.append(facts.organization_id == org_id)
     return and_(*conditions)
@@ -218,7 +219,7 @@ def consented_patients(audience: OrganizationAudience):
 
     Same rule as ``permits``, evaluated once as a semi-join instead of once per episode row.
     """
-    return select(Consent.patient_id).where(consent_in_effect(audience, Category.OUTCOME_SCORES, date.today()))
+    return select(Consent.patient_id).where(consent_in_effect(audience, Category.OUTCOME_SCORES, practice_today()))
 
 
 def improvement(outcomes=EpisodeOutcome, instrument=Instrument):

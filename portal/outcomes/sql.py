@@ -1,29 +1,20 @@
-"""Portable SQL pieces for the reports: practice days, day differences and month buckets.
+"""Portable SQL pieces for the reports: day differences, month buckets and index hints.
 
 Each hides one difference between SQLite and PostgreSQL behind one function, so report
 queries read the same on both databases.
 """
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from sqlalchemy import ColumnElement, Float, Select, cast, func, text
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 
+from portal.core.time import practice_zone
 from portal.extensions import db
 
 
 def dialect() -> str:
     return db.session.get_bind().dialect.name
-
-
-def practice_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["PORTAL_TIMEZONE"])
-
-
-def day_start(day: date) -> datetime:
-    """Midnight at the practice, as an aware UTC datetime (report ranges are practice days)."""
-    return datetime.combine(day, time(), tzinfo=practice_zone()).astimezone(UTC)
 
 
 def days_between(later, earlier) -> ColumnElement[float]:

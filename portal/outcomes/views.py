@@ -1,6 +1,5 @@
 """Score entry (staff), instruments (admin), the partner organization report and staff analytics."""
 import uuid
-from datetime import date
 
 from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -9,27 +8,22 @@ from sqlalchemy import select
 from portal.audit.services import AuditAction, record
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, requires
+from portal.core.time import practice_today
 from portal.extensions import db
 from portal.outcomes import analytics, exports, queries, services
 from portal.outcomes.charts import episode_charts, funnel_chart, trend_chart
 from portal.outcomes.forms import InstrumentForm, RangeForm, ScoreForm
 from portal.outcomes.models import Phase
 from portal.outcomes.reports import DateRange, partner_report
-from portal.outcomes.sql import practice_zone
-from portal.core.time import now_utc
 from portal.partners.models import Organization
 from portal.referrals.queries import get_referral_or_404
 
 bp = Blueprint("outcomes", __name__)
 
 
-def _today() -> date:
-    return now_utc().astimezone(practice_zone()).date()
-
-
 def _range_form() -> tuple[RangeForm, DateRange]:
     form = RangeForm(formdata=request.args)
-    default = DateRange.default(_today())
+    default = DateRange.default(practice_today())
     if not form.validate():
         return form, default
     return form, DateRange(form.start.data or default.start, form.end.data or default.end)
@@ -183,7 +177,7 @@ TREND_SOURCES = 5
 @requires(Permission.ANALYTICS_VIEW)
 def analytics_page():
     form, period = _range_form()
-    today = _today()
+    today = practice_today()
     rows = analytics.sources(period)
     ranked, unranked = analytics.ranked_by_outcomes(rows)
     top = rows[:TREND_SOURCES]
@@ -201,7 +195,7 @@ def analytics_page():
 @requires(Permission.ANALYTICS_VIEW)
 def analytics_csv():
     _, period = _range_form()
-    body = exports.analytics_csv(period, analytics.sources(period), analytics.dropped_partners(_today()),
+    body = exports.analytics_csv(period, analytics.sources(period), analytics.dropped_partners(practice_today()),
                                  analytics.practice_funnel(period))
     record(AuditAction.REPORT_EXPORTED, actor=current_user, report="analytics", format="csv",
            start=period.start.isoformat(), end=period.end.isoformat())

@@ -1,6 +1,5 @@
 """Patient pages: the staff work-up (consents, updates) and the partner's consent-gated view."""
 import uuid
-from datetime import date
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -9,11 +8,13 @@ from wtforms import SelectChoice
 
 from portal.audit.services import AuditAction, record
 from portal.auth.models import User
-from portal.consent import policy, services as consents
+from portal.consent import policy
+from portal.consent import services as consents
 from portal.consent.forms import ConsentForm, RevokeForm
 from portal.consent.models import Category, Consent, Method
 from portal.core.permissions import Permission, requires
 from portal.core.phi import documents
+from portal.core.time import practice_today
 from portal.core.uploads import UploadError
 from portal.extensions import db
 from portal.outcomes.charts import episode_charts
@@ -57,7 +58,7 @@ def _staff_page(patient, consent_form=None, update_form=None, status=200):
     updates = db.session.scalars(select(ProgressUpdate).where(ProgressUpdate.patient_id == patient.id)
                                  .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())).all()
     return render_template(
-        "patients/staff.html", patient=patient, referrals=referrals, updates=updates, today=date.today(),
+        "patients/staff.html", patient=patient, referrals=referrals, updates=updates, today=practice_today(),
         consents=policy.current_consents(patient.id), consent_form=_consent_form(patient, consent_form),
         outcome_charts=episode_charts(scores_for_patient(current_user, patient.id)),
         update_form=_update_form(patient, update_form), revoke_form=RevokeForm(), decision_form=DecisionForm(),
@@ -207,7 +208,7 @@ def _decide(update_id: uuid.UUID, approve: bool):
 @bp.get("/staff/consents/expiring")
 @requires(Permission.INTAKE_WORK)
 def expiring():
-    items = policy.expiring_consents(date.today(), 30)
+    items = policy.expiring_consents(practice_today(), 30)
     return render_template("patients/expiring.html", consents=items)
 
 

@@ -11,7 +11,7 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import User
 from portal.consent.models import Category
 from portal.consent.policy import may_see
-from portal.core.time import now_utc
+from portal.core.time import now_utc, practice_today
 from portal.core.urls import external_url
 from portal.extensions import db
 from portal.notifications.services import enqueue
@@ -27,7 +27,7 @@ def write_update(author: User, referral: Referral, visit_date: date, category: C
                  submit: bool) -> ProgressUpdate:
     if category not in UPDATE_CATEGORIES:
         raise ProgressError("Choose progress note or discharge summary.")
-    if visit_date > date.today():
+    if visit_date > practice_today():
         raise ProgressError("The visit date cannot be in the future.")
     item = ProgressUpdate(referral_id=referral.id, patient_id=referral.patient_id, author_id=author.id,
                           visit_date=visit_date, category=category)

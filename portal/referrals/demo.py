@@ -7,12 +7,12 @@ from sqlalchemy import select
 
 from portal.auth.models import User
 from portal.core.permissions import Role
-from portal.core.time import now_utc
+from portal.core.time import now_utc, practice_today
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.referrals.lifecycle import Status
-from portal.referrals.models import (AppointmentMode, EventKind, LicenseKind, PracticeLicense, Referral,
-                                     ReferralEvent, Service, Urgency, VisitPreference)
+from portal.referrals.models import (AppointmentMode, EventKind, LicenseKind, PracticeLicense, Referral, ReferralEvent,
+                                     Service, Urgency, VisitPreference)
 
 # The path each final status takes through the lifecycle.
 PATHS = {
@@ -40,7 +40,7 @@ CASES = [
 
 
 def seed_demo_licensure() -> None:
-    today = date.today()
+    today = practice_today()
     db.session.add_all([
         PracticeLicense(us_state="WI", kind=LicenseKind.HOME, effective_on=date(2015, 1, 1)),
         PracticeLicense(us_state="IA", kind=LicenseKind.COMPACT, effective_on=date(2022, 3, 1),

@@ -8,6 +8,7 @@ from wtforms import (DateField, DateTimeLocalField, EmailField, MultipleFileFiel
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
 from portal.core.phi import normalize
+from portal.core.time import practice_today
 from portal.core.validators import US_STATES, validate_npi
 from portal.patients.models import Sex
 from portal.referrals.codes import MAX_CODES, parse_codes
@@ -38,7 +39,7 @@ def _choices(enum_cls, blank: str | None = None):
 def validate_birth_date(form, field):
     if field.data is None:
         return
-    if field.data > date.today():
+    if field.data > practice_today():
         raise ValidationError("The date of birth cannot be in the future.")
     if field.data < EARLIEST_BIRTH:
         raise ValidationError("Check the year: dates of birth before 1900 are not accepted.")

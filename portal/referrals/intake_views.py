@@ -1,9 +1,8 @@
 """The practice's side: intake queue, referral work-up, lifecycle, duplicates, licensure."""
 import uuid
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
@@ -11,6 +10,8 @@ from wtforms import SelectChoice
 from portal.audit.services import AuditAction, record
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, requires
+from portal.core.time import practice_to_utc
+from portal.core.uploads import UploadError
 from portal.extensions import db
 from portal.referrals import queries, services
 from portal.referrals.common import audit_read, lookup_page, send_attachment
@@ -18,7 +19,6 @@ from portal.referrals.forms import DuplicateForm, LicenseForm, LookupForm, NoteF
 from portal.referrals.lifecycle import TRANSITIONS, Status
 from portal.referrals.models import AppointmentMode, LicenseKind, PracticeLicense
 from portal.referrals.telehealth import telehealth_eligibility
-from portal.core.uploads import UploadError
 
 bp = Blueprint("intake", __name__, url_prefix="/staff/referrals")
 licensure_bp = Blueprint("licensure", __name__, url_prefix="/admin/licensure")
@@ -132,7 +132,7 @@ def _practice_time_to_utc(value: datetime | None) -> datetime | None:
     """The form's date-time is the practice's wall clock; store UTC."""
     if value is None:
         return None
-    return value.replace(tzinfo=ZoneInfo(current_app.config["PORTAL_TIMEZONE"])).astimezone(ZoneInfo("UTC"))
+    return practice_to_utc(value)
 
 
 def _int(value) -> int | None:

@@ -4,6 +4,7 @@ from datetime import date
 
 from sqlalchemy import or_, select
 
+from portal.core.time import practice_today
 from portal.extensions import db
 from portal.referrals.models import PracticeLicense
 
@@ -15,7 +16,7 @@ class Eligibility:
 
 
 def telehealth_eligibility(us_state: str | None, on: date | None = None) -> Eligibility:
-    on = on or date.today()
+    on = on or practice_today()
     if not us_state:
         return Eligibility(False, "The patient's state is not known.")
     license_ = db.session.scalar(

@@ -14,7 +14,7 @@ def partners_group():
 @partners_group.command("remind")
 def remind():
     """Queue "check-in due" and "partner at risk" reminders (safe to run more than once a day)."""
-    from portal.relationships.queries import practice_today
+    from portal.core.time import practice_today
     from portal.relationships.services import send_consent_reminders, send_reminders
 
     today = practice_today()
@@ -31,7 +31,7 @@ def remind():
 @click.option("--month", metavar="YYYY-MM", default=None, help="Which month (default: the previous one).")
 def digest(month: str | None):
     """Queue each partner admin's monthly digest: headline numbers only, "<11" for small counts."""
-    from portal.relationships.queries import practice_today
+    from portal.core.time import practice_today
     from portal.relationships.services import send_monthly_digests
 
     if month:

@@ -2,11 +2,12 @@
 
 Called by the demo seed after organizations and users exist; adds and flushes only.
 """
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import select
 
 from portal.auth.models import User
+from portal.core.time import practice_to_utc, practice_today
 from portal.extensions import db
 from portal.partners.models import Organization
 from portal.relationships.models import (Contact, Event, EventKind, RelationshipOwner, Resource, Touchpoint,
@@ -67,7 +68,7 @@ def seed_demo_relationships(today=None) -> bool:
     """Add the demo relationship data once. Returns False (and changes nothing) if touchpoints exist."""
     if db.session.scalar(select(Touchpoint.id).limit(1)) is not None:
         return False
-    today = today or datetime.now(UTC).date()
+    today = today or practice_today()
     orgs = {o.name: o for o in db.session.scalars(select(Organization))}
     users = {u.email: u for u in db.session.scalars(select(User))}
     for name, (owner_email, check_in_days, contacts, touchpoints) in PLAN.items():
@@ -85,7 +86,7 @@ def seed_demo_relationships(today=None) -> bool:
                                       note=note, staff_id=users[owner_email].id if owner_email in users else None))
     author = users.get("staff@riverbend-pt.example")
     for title, kind, in_days, location, description in EVENTS:
-        starts = datetime.combine(today + timedelta(days=in_days), time(17, 30), tzinfo=UTC)
+        starts = practice_to_utc(datetime.combine(today + timedelta(days=in_days), time(17, 30)))
         db.session.add(Event(title=title, kind=kind, starts_at=starts, location=location, description=description,
                              is_published=True, created_by_id=author.id if author else None))
     pdf = _demo_pdf("Home exercise program: knee osteoarthritis")

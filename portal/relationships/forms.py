@@ -1,15 +1,13 @@
 """Forms of the relationship workspace and the partners' events page."""
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, DateField, DateTimeLocalField, EmailField, SelectChoice, SelectField,
-                     StringField, TextAreaField)
+from wtforms import (BooleanField, DateField, DateTimeLocalField, EmailField, SelectChoice, SelectField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
-from portal.core.time import now_utc
+from portal.core.time import now_utc, practice_to_utc
 from portal.core.validators import strip_filter
 from portal.partners.models import RelationshipStatus
 from portal.relationships.models import EventKind, RsvpResponse, TouchpointKind
@@ -74,8 +72,7 @@ class EventForm(FlaskForm):
 
     def starts_at_utc(self) -> datetime:
         """The form's wall-clock time is the practice's."""
-        zone = ZoneInfo(current_app.config.get("PORTAL_TIMEZONE", "UTC"))
-        return self.starts_at.data.replace(tzinfo=zone).astimezone(UTC)
+        return practice_to_utc(self.starts_at.data)
 
 
 class ResourceForm(FlaskForm):

@@ -4,15 +4,13 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import case, false, func, select
 
 from portal.auth.models import User
 from portal.core.permissions import Role
-from portal.core.time import now_utc
+from portal.core.time import now_utc, practice_day_start, practice_zone
 from portal.extensions import db
 from portal.partners.models import Organization, OrganizationKind, RelationshipStatus
 from portal.relationships.models import Contact, Event, RelationshipOwner, Resource, Rsvp, Touchpoint
@@ -30,24 +28,12 @@ def _referral_columns():
     return Referral.organization_id, Referral.submitted_at
 
 
-def practice_today() -> date:
-    return now_utc().astimezone(ZoneInfo(current_app.config.get("PORTAL_TIMEZONE", "UTC"))).date()
-
-
-def practice_date(value: datetime) -> date:
-    return value.astimezone(ZoneInfo(current_app.config.get("PORTAL_TIMEZONE", "UTC"))).date()
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def referral_window_counts(org_ids: list[int], today: date) -> dict[int, tuple[int, int]]:
     """{organization id: (referrals in the last 90 days, in the 90 days before that)}."""
     if not org_ids:
         return {}
     org_col, at = _referral_columns()
-    end = _day_start(today + timedelta(days=1))
+    end = practice_day_start(today + timedelta(days=1))
     middle = end - timedelta(days=WINDOW_DAYS)
     start = middle - timedelta(days=WINDOW_DAYS)
     rows = db.session.execute(
@@ -58,7 +44,7 @@ def referral_window_counts(org_ids: list[int], today: date) -> dict[int, tuple[i
 
 def monthly_referrals(org_id: int, today: date, months: int = 12) -> list[tuple[str, int]]:
     """Referrals per calendar month (practice time zone), oldest first, the current month last."""
-    zone = ZoneInfo(current_app.config.get("PORTAL_TIMEZONE", "UTC"))
+    zone = practice_zone()
     keys = []
     year, month = today.year, today.month
     for _ in range(months):

@@ -162,7 +162,7 @@ def respond(user: User, event: Event, response: RsvpResponse) -> Rsvp:
 
 def mark_attended(actor: User, event: Event, rsvp: Rsvp) -> Touchpoint:
     """Attendance becomes a touchpoint for the attendee's organization (one per event)."""
-    from portal.relationships.queries import practice_date
+    from portal.core.time import practice_date
 
     if rsvp.attended_at is None:
         rsvp.attended_at = now_utc()

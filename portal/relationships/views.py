@@ -6,8 +6,9 @@ from flask_login import current_user
 
 from portal.core.charts import BarChart
 from portal.core.permissions import Permission, requires
-from portal.partners.models import OrganizationKind, RelationshipStatus
+from portal.core.time import practice_today
 from portal.outcomes.reports import DateRange, partner_report
+from portal.partners.models import OrganizationKind, RelationshipStatus
 from portal.relationships import forms, prospects, queries, services
 from portal.relationships.models import EventKind, RsvpResponse, TouchpointKind
 
@@ -21,7 +22,7 @@ learning_bp = Blueprint("learning", __name__, url_prefix="/partner/learning")
 @requires(Permission.RELATIONSHIPS_MANAGE)
 def organizations():
     filters = queries.ListFilters.from_args(request.args)
-    today = queries.practice_today()
+    today = practice_today()
     rows = queries.partner_rows(filters, current_user, today)
     return render_template("relationships/organizations.html", rows=rows, filters=filters, today=today,
                            kinds=list(OrganizationKind), statuses=list(RelationshipStatus),
@@ -33,7 +34,7 @@ def organizations():
 def export_prospects():
     body = prospects.export_prospects(current_user)
     return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename=prospects-{queries.practice_today().isoformat()}.csv"})
+        "Content-Disposition": f"attachment; filename=prospects-{practice_today().isoformat()}.csv"})
 
 
 @bp.post("/prospects/import")
@@ -61,7 +62,7 @@ def import_prospects():
 def _organization_page(org, *, relationship_form=None, touchpoint_form=None, contact_form=None):
     staff = queries.staff_members()
     owner = queries.owner_of(org)
-    today = queries.practice_today()
+    today = practice_today()
     relationship_form = relationship_form or forms.RelationshipForm(
         staff, status=org.relationship_status.value, owner=str(owner.public_id) if owner else "",
         next_check_in=org.next_check_in)

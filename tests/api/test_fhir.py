@@ -17,6 +17,7 @@ from portal.referrals.models import Referral
 from portal.referrals.services import change_status
 from tests import factories
 from tests.api.helpers import assert_valid_fhir, bearer, post_bundle, referral_bundle, valid_npi
+from tests.clock import practice_today
 from tests.consent.helpers import add_consent, add_update
 
 
@@ -72,7 +73,7 @@ def test_duplicate_detection_as_in_the_web_form(client, headers, clinician_a):
 
 @pytest.mark.parametrize("change, expression", [
     ({"codes": ("NOTACODE",)}, "ServiceRequest.reasonCode.coding"),
-    ({"birth_date": (date.today() + timedelta(days=3)).isoformat()}, "Patient.birthDate"),
+    ({"birth_date": (practice_today() + timedelta(days=3)).isoformat()}, "Patient.birthDate"),
     ({"phone": "12"}, "Patient.telecom"),
     ({"reason": ""}, "ServiceRequest.reasonCode.text"),
     ({"state": "ZZ"}, "Patient.address.state"),
@@ -169,10 +170,10 @@ def test_search_tasks_by_last_updated_with_paging(client, headers, org_a, clinic
         bundle = client.get(next_link.split("127.0.0.1:5000", 1)[1], headers=headers).get_json()
         seen += [e["resource"]["id"] for e in bundle["entry"]]
     assert len(seen) == len(set(seen)) == 5
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tomorrow = (practice_today() + timedelta(days=1)).isoformat()
     assert client.get(f"/fhir/Task?_lastUpdated=gt{tomorrow}", headers=headers).get_json()["total"] == 0
     assert client.get(f"/fhir/Task?_lastUpdated=lt{tomorrow}", headers=headers).get_json()["total"] == 5
-    since = (date.today() - timedelta(days=1)).isoformat() + "T00:00:00Z"
+    since = (practice_today() - timedelta(days=1)).isoformat() + "T00:00:00Z"
     assert client.get(f"/fhir/Task?_lastUpdated=ge{since}&_lastUpdated=le{tomorrow}",
                       headers=headers).get_json()["total"] == 5
 
@@ -241,7 +242,7 @@ def test_released_progress_updates_as_document_references(client, headers, org_a
 def test_consents_in_effect_for_the_organization(client, headers, org_a, clinician_a):
     referral = factories.make_referral(org_a, clinician_a)
     current = add_consent(referral, categories=(Category.OUTCOME_SCORES, Category.PROGRESS_NOTES),
-                          end=date.today() + timedelta(days=90))
+                          end=practice_today() + timedelta(days=90))
     expired = add_consent(referral, start=date(2020, 1, 1), end=date(2020, 12, 31))
     bundle = client.get("/fhir/Consent", headers=headers).get_json()
     assert_valid_fhir(bundle)

@@ -1,10 +1,11 @@
 """Staff log a touchpoint and set the next check-in, publish an event; a partner RSVPs to it."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.browser.conftest import axe_violations
 from tests.browser.test_pages import sign_in
+from tests.clock import practice_today
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +16,7 @@ def sign_out(page):
 
 
 def test_touchpoint_check_in_event_and_rsvp(page):
-    check_in = date.today() + timedelta(days=21)
+    check_in = practice_today() + timedelta(days=21)
     sign_in(page, "staff@riverbend-pt.example")
     page.wait_for_url("**/staff/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Partners").click()
@@ -28,7 +29,7 @@ def test_touchpoint_check_in_event_and_rsvp(page):
     assert axe_violations(page) == []
     form = page.locator("form", has=page.get_by_role("button", name="Log touchpoint"))
     form.get_by_label("Kind").select_option(label="Lunch")
-    form.get_by_label("Date").fill(date.today().isoformat())
+    form.get_by_label("Date").fill(practice_today().isoformat())
     form.get_by_label("Note").fill("Lunch with the surgical team about the new ACL protocol.")
     form.get_by_label("Next check-in").fill(check_in.isoformat())
     form.get_by_role("button", name="Log touchpoint").click()
@@ -40,7 +41,7 @@ def test_touchpoint_check_in_event_and_rsvp(page):
     page.get_by_role("navigation", name="Relationship workspace").get_by_role("link", name="Events").click()
     page.get_by_label("Title").fill("Shoulder rehab webinar")
     page.get_by_label("Kind").select_option(label="Webinar")
-    page.get_by_label("Starts").fill(f"{date.today() + timedelta(days=10)}T17:30")
+    page.get_by_label("Starts").fill(f"{practice_today() + timedelta(days=10)}T17:30")
     page.get_by_label("Where").fill("Online")
     page.get_by_role("button", name="Save event").click()
     assert page.get_by_text("Event “Shoulder rehab webinar” published.").is_visible()

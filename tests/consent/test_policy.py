@@ -1,5 +1,5 @@
 """The consent policy, exhaustively and by property: nothing reaches a partner without consent."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -9,9 +9,10 @@ from portal.progress.models import UPDATE_CATEGORIES, UpdateState
 from portal.progress.queries import visible_updates
 from portal.extensions import db as _db
 from tests import factories
+from tests.clock import practice_today
 from tests.consent.helpers import add_consent, add_update
 
-TODAY = date.today()
+TODAY = practice_today()
 STATES = {
     "active": dict(start=TODAY - timedelta(days=10), end=TODAY + timedelta(days=10)),
     "open_ended": dict(start=TODAY - timedelta(days=10), end=None),

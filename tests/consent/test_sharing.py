@@ -1,6 +1,6 @@
 """Consent-gated sharing end to end: record, approve (never your own), see, revoke, account."""
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -9,6 +9,7 @@ from portal.consent.models import Consent, ConsentStatus
 from portal.notifications.models import OutboxMessage
 from portal.progress.models import ProgressUpdate, UpdateState
 from tests import factories
+from tests.clock import practice_today
 from tests.conftest import sign_in
 from tests.consent.helpers import add_consent, add_update
 
@@ -34,10 +35,10 @@ def test_staff_records_consent_and_partner_sees_released_update(app, client, db,
     patient_url = f"/staff/patients/{referral.patient.public_id}"
     response = author_client.post(f"{patient_url}/consents", data={
         "organization": str(partner.organization.public_id), "clinician": "", "categories": ["progress_notes"],
-        "effective_on": date.today().isoformat(), "method": "verbal_witnessed", "witness": "Sam Intake"})
+        "effective_on": practice_today().isoformat(), "method": "verbal_witnessed", "witness": "Sam Intake"})
     assert response.status_code == 302
     response = author_client.post(f"{patient_url}/updates", data={
-        "referral": str(referral.public_id), "visit_date": date.today().isoformat(), "category": "progress_notes",
+        "referral": str(referral.public_id), "visit_date": practice_today().isoformat(), "category": "progress_notes",
         "body": "Knee flexion now 120 degrees; climbing stairs.", "action": "submit"})
     assert response.status_code == 302
     item = db.session.scalar(select(ProgressUpdate))
@@ -63,7 +64,7 @@ def test_staff_records_consent_and_partner_sees_released_update(app, client, db,
 def test_expired_consent_hides_updates_without_any_job(client, db, episode):
     partner, referral = episode
     staff = factories.make_user("staff")
-    add_consent(referral, start=date.today() - timedelta(days=60), end=date.today() - timedelta(days=1))
+    add_consent(referral, start=practice_today() - timedelta(days=60), end=practice_today() - timedelta(days=1))
     add_update(referral, staff, body="Expired consent body")
     assert b"Expired consent body" not in client.get(f"/partner/patients/{referral.patient.public_id}").data
 
@@ -135,7 +136,7 @@ def test_return_to_author_needs_a_note_and_author_can_resubmit(app, db, episode)
     db.session.refresh(item)
     assert item.state is UpdateState.RETURNED and item.return_note == "Add the pain score"
     response = author_client.post(f"/staff/updates/{item.public_id}/revise",
-                                  data={"visit_date": date.today().isoformat(), "body": "Pain 3/10, improving."})
+                                  data={"visit_date": practice_today().isoformat(), "body": "Pain 3/10, improving."})
     assert response.status_code == 302
     db.session.refresh(item)
     assert item.state is UpdateState.PENDING and item.body == "Pain 3/10, improving."
@@ -160,7 +161,7 @@ def test_consent_form_errors_are_explained(app, db, episode):
     staff_client, _ = _staff(app, db)
     url = f"/staff/patients/{referral.patient.public_id}/consents"
     base = {"organization": str(partner.organization.public_id), "clinician": "", "categories": ["progress_notes"],
-            "effective_on": date.today().isoformat()}
+            "effective_on": practice_today().isoformat()}
     for extra, message in [({"method": "signed_form"}, b"Upload the signed consent form"),
                            ({"method": "verbal_witnessed"}, b"Name the witness"),
                            ({"method": "electronic", "expires_on": "2000-01-01"}, b"on or after the effective date"),
@@ -179,7 +180,7 @@ def test_staff_home_counts_what_needs_them(client, login_as, db):
     colleague = factories.make_user("staff")
     add_update(referral, colleague, state=UpdateState.PENDING)  # mine to approve
     add_update(referral, me, state=UpdateState.PENDING)  # my own: not mine to approve
-    add_consent(referral, end=date.today() + timedelta(days=5))
+    add_consent(referral, end=practice_today() + timedelta(days=5))
     page = client.get("/staff/").data.decode()
     assert re.search(r'id="ap-h">Approvals waiting</h2>\s*<p class="stat-value">1</p>', page)
     assert re.search(r'id="ex-h">Consents expiring in 30 days</h2>\s*<p class="stat-value">1</p>', page)

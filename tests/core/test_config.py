@@ -33,9 +33,15 @@ def test_environment_overrides_instance_file(tmp_path, monkeypatch):
     assert app.config["SESSION_IDLE_MINUTES"] == 5
 
 
-@pytest.mark.parametrize("bad", [{"PORTAL_ENV": "staging"}, {"SESSION_IDLE_MINUTES": "soon"}])
-def test_bad_settings_are_named(tmp_path, bad):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(("bad", "named"), [
+    ({"PORTAL_ENV": "staging"}, "PORTAL_ENV"),
+    ({"SESSION_IDLE_MINUTES": "soon"}, "SESSION_IDLE_MINUTES"),
+    ({"PORTAL_TIMEZONE": "Central Time"}, "PORTAL_TIMEZONE"),
+    ({"PORTAL_TIMEZONE": "America"}, "PORTAL_TIMEZONE"),
+    ({"PORTAL_TIMEZONE": "../../etc/passwd"}, "PORTAL_TIMEZONE"),
+])
+def test_bad_settings_are_named(tmp_path, bad, named):
+    with pytest.raises(ConfigError, match=named):
         create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "s", "PHI_KEK": "k", **bad})
 
 

@@ -9,6 +9,7 @@ from portal.extensions import db
 from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, Phase
 from portal.referrals.lifecycle import Status
 from tests import factories
+from tests.clock import practice_today
 from tests.consent.helpers import add_consent
 
 
@@ -18,7 +19,7 @@ def instrument(code: str) -> Instrument:
 
 def add_score(referral, code: str, phase: Phase, value: float, on: date | None = None, recorder=None):
     item = OutcomeScore(referral_id=referral.id, instrument_id=instrument(code).id, phase=phase,
-                        measured_on=on or date.today(), score=value,
+                        measured_on=on or practice_today(), score=value,
                         recorded_by_id=(recorder or referral.clinician).id)
     db.session.add(item)
     db.session.flush()
@@ -36,7 +37,7 @@ def episode(org, clinician=None, *, status=Status.DISCHARGED, days_ago=30, wait_
     for code, (intake, discharge) in (scores or {}).items():
         add_score(referral, code, Phase.INTAKE, intake, first.date() if first else None)
         if discharge is not None:
-            add_score(referral, code, Phase.DISCHARGE, discharge, date.today())
+            add_score(referral, code, Phase.DISCHARGE, discharge, practice_today())
     if consent:
         add_consent(referral, categories=(Category.OUTCOME_SCORES,))
     if visits is not None:

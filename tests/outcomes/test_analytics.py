@@ -1,5 +1,5 @@
 """Staff analytics: sources by volume and outcomes, monthly trend, funnel, partners whose referrals dropped."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -8,9 +8,10 @@ from portal.outcomes import analytics
 from portal.outcomes.reports import DateRange
 from portal.referrals.lifecycle import Status
 from tests import factories
+from tests.clock import practice_today
 from tests.outcomes.helpers import episode
 
-TODAY = date.today()
+TODAY = practice_today()
 PERIOD = DateRange(TODAY - timedelta(days=364), TODAY)
 
 

@@ -1,5 +1,5 @@
 """The report facts follow their sources on every write, and a rebuild (or the migration) agrees with them."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,6 +11,7 @@ from portal.outcomes.models import EpisodeOutcome, EpisodeVisits, OutcomeScore, 
 from portal.referrals.lifecycle import Status
 from portal.referrals.models import EventKind, ReferralEvent
 from tests import factories
+from tests.clock import practice_today
 from tests.outcomes.helpers import add_score, episode, instrument
 
 
@@ -188,7 +189,7 @@ def test_two_writers_refreshing_one_episode_at_once_both_land(app, database_url,
         with race_app.app_context():
             try:
                 session_db.session.add(OutcomeScore(referral_id=ids["referral"], instrument_id=ids["odi"],
-                                                    phase=Phase.DISCHARGE, measured_on=date.today(), score=20,
+                                                    phase=Phase.DISCHARGE, measured_on=practice_today(), score=20,
                                                     recorded_by_id=ids["recorder"]))
                 session_db.session.flush()
                 flushed.set()

@@ -1,5 +1,5 @@
 """Charts on the patient pages: staff always, partners only under an outcome-scores consent; disclosures audited."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -10,6 +10,7 @@ from portal.core.permissions import Role
 from portal.outcomes.models import Phase
 from portal.referrals.lifecycle import Status
 from tests import factories
+from tests.clock import practice_today
 from tests.consent.helpers import add_consent
 from tests.outcomes.helpers import add_score
 
@@ -17,7 +18,7 @@ from tests.outcomes.helpers import add_score
 @pytest.fixture
 def scored(db, org_a):
     referral = factories.make_referral(org_a, status=Status.IN_CARE)
-    start = date.today() - timedelta(days=40)
+    start = practice_today() - timedelta(days=40)
     for days, value, phase in ((0, 46, Phase.INTAKE), (20, 34, Phase.INTERIM), (40, 18, Phase.DISCHARGE)):
         add_score(referral, "ODI", phase, value, start + timedelta(days=days))
     return referral

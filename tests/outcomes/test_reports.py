@@ -1,5 +1,5 @@
 """The partner report: SQL aggregates checked against hand-computed figures, suppression, consent, exports."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,10 +11,11 @@ from portal.outcomes.reports import SUPPRESSED, Cell, DateRange, median_wait, pa
 from portal.referrals.lifecycle import Status
 from portal.referrals.models import EventKind, ReferralEvent
 from tests import factories
+from tests.clock import practice_today
 from tests.consent.helpers import add_consent
 from tests.outcomes.helpers import episode
 
-TODAY = date.today()
+TODAY = practice_today()
 PERIOD = DateRange(TODAY - timedelta(days=364), TODAY)
 
 

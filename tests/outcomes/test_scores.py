@@ -1,5 +1,5 @@
 """Staff record scores per episode: validated against the instrument, 422 with messages, nothing stored."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -8,6 +8,7 @@ from portal.audit.models import AuditEvent
 from portal.outcomes.models import EpisodeVisits, OutcomeScore, Phase
 from portal.referrals.lifecycle import Status
 from tests import factories
+from tests.clock import practice_today
 from tests.outcomes.helpers import add_score, instrument
 
 
@@ -18,7 +19,7 @@ def referral(db, org_a):
 
 def _post(client, referral, **data):
     form = {"instrument": str(instrument("ODI").public_id), "phase": "intake",
-            "measured_on": date.today().isoformat(), "score": "48", **data}
+            "measured_on": practice_today().isoformat(), "score": "48", **data}
     return client.post(f"/staff/episodes/{referral.public_id}/scores", data=form)
 
 
@@ -50,7 +51,7 @@ def test_staff_records_a_score(client, login_as, referral):
     ({"score": ""}, "Enter the score as a number."),
     ({"instrument": ""}, "Choose the instrument."),
     ({"instrument": "00000000-0000-4000-8000-000000000000"}, "Choose one of the listed instruments."),
-    ({"measured_on": (date.today() + timedelta(days=2)).isoformat()}, "The date cannot be in the future."),
+    ({"measured_on": (practice_today() + timedelta(days=2)).isoformat()}, "The date cannot be in the future."),
     ({"measured_on": ""}, "Enter the date the score was taken."),
     ({"visits": "12"}, "Record visits attended with the discharge score."),
     ({"phase": "discharge", "visits": "0"}, "Number must be between 1 and 400."),

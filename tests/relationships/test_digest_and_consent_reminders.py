@@ -1,8 +1,9 @@
 """The monthly digest to partner admins and the consent-expiry reminder to staff."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 from portal.relationships.services import send_consent_reminders, send_monthly_digests
 from tests import factories
+from tests.clock import practice_today
 from tests.consent.helpers import add_consent
 
 
@@ -12,7 +13,7 @@ def test_digest_goes_to_partner_admins_with_small_counts_suppressed(app, db, out
     partner = factories.make_user("partner", org)
     for _ in range(3):
         factories.make_referral(org, partner)
-    month_start = date.today().replace(day=1)
+    month_start = practice_today().replace(day=1)
     assert send_monthly_digests(month_start) == 1
     (message,) = outbox(admin.email)
     assert message.template == "monthly_digest" and message.context["referrals"] == "<11"
@@ -27,7 +28,7 @@ def test_digest_shows_counts_once_there_are_enough_patients(app, db, outbox):
     partner = factories.make_user("partner", org)
     for i in range(12):
         factories.make_referral(org, partner, patient=factories.make_patient(f"Patient{i}"))
-    send_monthly_digests(date.today().replace(day=1))
+    send_monthly_digests(practice_today().replace(day=1))
     (message,) = outbox(admin.email)
     assert message.context["referrals"] == 12
 
@@ -36,13 +37,13 @@ def test_consent_reminder_counts_without_phi_and_once_a_day(app, db, outbox):
     staff = factories.make_user("staff")
     org = factories.make_organization()
     referral = factories.make_referral(org)
-    add_consent(referral, end=date.today() + timedelta(days=10))
-    add_consent(referral, end=date.today() + timedelta(days=90))  # not within 30 days
-    assert send_consent_reminders(date.today()) >= 1
+    add_consent(referral, end=practice_today() + timedelta(days=10))
+    add_consent(referral, end=practice_today() + timedelta(days=90))  # not within 30 days
+    assert send_consent_reminders(practice_today()) >= 1
     (message,) = outbox(staff.email)
     assert message.context["count"] == 1 and message.context["link"].endswith("/staff/consents/expiring")
     assert "Rivera" not in str(message.context)
-    assert send_consent_reminders(date.today()) == 0
+    assert send_consent_reminders(practice_today()) == 0
 
 
 def test_digest_command_rejects_a_bad_month(app, db):
