@@ -170,6 +170,7 @@ def _best(repeats: int, run) -> tuple[float, object]:
 
 def measure(label: str, url: str | None, n: int, repeats: int) -> tuple[str, int, float, list]:
     from portal import create_app
+    from portal.core.time import practice_today
     from portal.extensions import db
     from sqlalchemy import func, select
 
@@ -185,12 +186,13 @@ def measure(label: str, url: str | None, n: int, repeats: int) -> tuple[str, int
 
             upgrade()
             started = time.perf_counter()
-            org_id = _load(n, n // 4, date.today())
+            today = practice_today()
+            org_id = _load(n, n // 4, today)
             load_seconds = time.perf_counter() - started
             _analyze()
             results = []
             with app.test_request_context():
-                period = DateRange(date.today() - timedelta(days=730), date.today())
+                period = DateRange(today - timedelta(days=730), today)
                 for oid in (org_id, org_id + 1):
                     # Baseline: one bare pass over the organization's episodes in the range (a COUNT).
                     baseline, _ = _best(repeats, lambda oid=oid: db.session.scalar(
