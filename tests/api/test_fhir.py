@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from portal.audit.models import AuditEvent
 from portal.consent.models import Category, ConsentStatus
 from portal.core.permissions import Role
+from portal.core.time import now_utc
 from portal.extensions import db
 from portal.outcomes.models import Instrument, OutcomeScore, Phase
 from portal.progress.models import UpdateState
@@ -170,10 +171,11 @@ def test_search_tasks_by_last_updated_with_paging(client, headers, org_a, clinic
         bundle = client.get(next_link.split("127.0.0.1:5000", 1)[1], headers=headers).get_json()
         seen += [e["resource"]["id"] for e in bundle["entry"]]
     assert len(seen) == len(set(seen)) == 5
-    tomorrow = (practice_today() + timedelta(days=1)).isoformat()
+    utc_today = now_utc().date()  # a date without a time zone is a UTC day in the API (documented)
+    tomorrow = (utc_today + timedelta(days=1)).isoformat()
     assert client.get(f"/fhir/Task?_lastUpdated=gt{tomorrow}", headers=headers).get_json()["total"] == 0
     assert client.get(f"/fhir/Task?_lastUpdated=lt{tomorrow}", headers=headers).get_json()["total"] == 5
-    since = (practice_today() - timedelta(days=1)).isoformat() + "T00:00:00Z"
+    since = (utc_today - timedelta(days=1)).isoformat() + "T00:00:00Z"
     assert client.get(f"/fhir/Task?_lastUpdated=ge{since}&_lastUpdated=le{tomorrow}",
                       headers=headers).get_json()["total"] == 5
 

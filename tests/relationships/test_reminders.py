@@ -8,6 +8,7 @@ from portal.core.time import now_utc
 from portal.notifications.models import OutboxMessage
 from portal.relationships.models import RelationshipOwner
 from tests import factories
+from tests.clock import practice_today
 
 
 def own(db, org, user):
@@ -19,7 +20,7 @@ def test_check_in_due_goes_to_the_owner_once(app, db, org_a, org_b):
     owner = factories.make_user(Role.STAFF)
     own(db, org_a, owner)
     own(db, org_b, owner)
-    today = now_utc().date()
+    today = practice_today()
     org_a.next_check_in = today - timedelta(days=1)
     org_b.next_check_in = today + timedelta(days=3)  # not yet
     db.session.commit()
@@ -49,7 +50,7 @@ def test_partner_at_risk_when_referrals_halve(app, db, org_a):
 
 
 def test_unowned_partners_are_reported(app, db, org_a):
-    org_a.next_check_in = now_utc().date()
+    org_a.next_check_in = practice_today()
     db.session.commit()
     result = app.test_cli_runner().invoke(args=["partners", "remind"])
     assert "Need an owner on staff first: Org A Orthopedics" in result.output

@@ -10,6 +10,7 @@ from portal.partners.models import OrganizationKind, RelationshipStatus
 from portal.relationships.models import Contact, RelationshipOwner, Touchpoint, TouchpointKind
 from portal.relationships.queries import ListFilters, partner_rows, referral_window_counts
 from tests import factories
+from tests.clock import practice_today
 
 
 def referrals(org, days_ago: list[int]):
@@ -21,7 +22,7 @@ def referrals(org, days_ago: list[int]):
 def test_referral_counts_and_trend(db, org_a, org_b):
     referrals(org_a, [1, 10, 100])  # 2 now, 1 before: up
     referrals(org_b, [5, 95, 120, 150, 200])  # 1 now, 3 before (200 days is outside both windows): down
-    today = now_utc().date()
+    today = practice_today()
     counts = referral_window_counts([org_a.id, org_b.id], today)
     assert counts == {org_a.id: (2, 1), org_b.id: (1, 3)}
     staff = factories.make_user(Role.STAFF)
@@ -62,7 +63,7 @@ def test_list_filters_and_sorts(client, login_as, db, org_a, org_b):
 
 def test_staff_logs_a_touchpoint_and_sets_the_next_check_in(client, login_as, db, org_b):
     me = login_as("staff")
-    today = now_utc().date()
+    today = practice_today()
     response = client.post(f"/relationships/organizations/{org_b.public_id}/touchpoints", data={
         "kind": "lunch", "occurred_on": today.isoformat(), "note": "Lunch with the front desk team.",
         "next_check_in": (today + timedelta(days=30)).isoformat()})
@@ -79,7 +80,7 @@ def test_staff_logs_a_touchpoint_and_sets_the_next_check_in(client, login_as, db
 
 def test_touchpoint_form_errors_are_a_422_with_messages(client, login_as, db, org_b):
     login_as("staff")
-    future = (now_utc().date() + timedelta(days=10)).isoformat()
+    future = (practice_today() + timedelta(days=10)).isoformat()
     response = client.post(f"/relationships/organizations/{org_b.public_id}/touchpoints",
                            data={"kind": "call", "occurred_on": future})
     assert response.status_code == 422
