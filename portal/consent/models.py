@@ -113,8 +113,8 @@ class Consent(PkMixin, db.Model):
 def _supersede_older_versions(session: Session, flush_context) -> None:
     """Stamp superseded_at on the versions a newly flushed version replaces, in the same transaction."""
     added = sorted((c for c in session.new if isinstance(c, Consent) and c.version > 1), key=lambda c: c.version)
+    table = Consent.__table__
     for consent in added:
-        table = Consent.__table__
         session.connection().execute(
             update(table).where(table.c.consent_key == consent.consent_key, table.c.version < consent.version,
                                 table.c.superseded_at.is_(None))

@@ -44,7 +44,6 @@ def register_security_headers(app: Flask) -> None:
         return response
 
 
-
 def _without_nul(values: MultiDict) -> ImmutableMultiDict:
     return ImmutableMultiDict([(k.replace("\x00", ""), v.replace("\x00", "")) for k, v in values.items(multi=True)])
 

@@ -9,12 +9,16 @@ from portal.outcomes import facts
 reports_group = AppGroup("reports", help="Report facts: compare with their sources, or rebuild them.")
 
 
+def _state(rows: int) -> str:
+    return "in step" if rows == 0 else f"{rows:,} rows differ"
+
+
 @reports_group.command("check")
 def check():
     """Compare the stored report facts with what the sources imply; exit 1 on any difference."""
     drift = facts.drift(db.session)
     for table, rows in drift.items():
-        click.echo(f"{table}: {'in step' if rows == 0 else f'{rows:,} rows differ'}")
+        click.echo(f"{table}: {_state(rows)}")
     db.session.rollback()
     if any(drift.values()):
         click.echo("Run `flask reports rebuild` to recompute them.", err=True)
@@ -27,6 +31,5 @@ def rebuild():
     click.echo("Recomputing report_episodes and episode_outcomes ...")
     facts.rebuild(db.session)
     db.session.commit()
-    click.echo("Done: " + ", ".join(f"{t} {'in step' if n == 0 else f'{n:,} rows differ'}"
-                                    for t, n in facts.drift(db.session).items()) + ".")
+    click.echo("Done: " + ", ".join(f"{table} {_state(rows)}" for table, rows in facts.drift(db.session).items()) + ".")
     db.session.rollback()

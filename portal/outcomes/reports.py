@@ -32,6 +32,7 @@ SMALL_CELL = 11
 SUPPRESSED = "<11"
 MCID_TOLERANCE = 1e-9  # scores are floats: 5.1 - 3.1 must still reach an MCID of 2
 
+
 @dataclass(frozen=True)
 class OrganizationAudience:
     """The organization as a whole, as the consent policy's grantee: only consents naming the whole

@@ -43,9 +43,12 @@ def month_bucket(column, around: date) -> ColumnElement[str]:
 
 
 def tune_for_reports() -> None:
-    """PostgreSQL, for this transaction only: room to sort in memory, and no JIT. The planner's cost estimates for report queries
-    cross the JIT threshold, and compiling (about 0.6 s) costs far more than it saves on
-    queries that run in a few hundred milliseconds. Nothing to do on SQLite."""
+    """PostgreSQL, for this transaction only: room to sort in memory, and no JIT.
+
+    The planner's cost estimates for report queries cross the JIT threshold, and compiling
+    (about 0.6 s) costs far more than it saves on queries that run in a few hundred
+    milliseconds. Nothing to do on SQLite.
+    """
     if dialect() == "postgresql":
         db.session.execute(text("SET LOCAL jit = off"))
         # Pairing 100,000 episodes' scores sorts or hashes a few MB: keep it in memory.
