@@ -7,7 +7,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(
+    from portal.core.unit_of_work import PortalFlask
+
+    app = PortalFlask(
         __name__,
         instance_path=str((test_config or {}).get("INSTANCE_PATH", ROOT / "instance")),
         instance_relative_config=True,
@@ -35,7 +37,6 @@ def register_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from portal.core import phi
-    from portal.core.db import register_request_commit
     from portal.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -44,7 +45,6 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     phi.init_app(app)
-    register_request_commit(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -56,6 +56,8 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 30 * 1024 * 1024,
     "LOG_LEVEL": "INFO",
     "PORTAL_TIMEZONE": "America/Chicago",
+    # How long a SQLite write waits for another writer before the request answers 503.
+    "SQLITE_BUSY_TIMEOUT_SECONDS": 5.0,
     "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
     "REFERRAL_ATTACHMENTS_MAX_BYTES": 25 * 1024 * 1024,
     "REFERRAL_MAX_ATTACHMENTS": 10,
@@ -113,10 +115,17 @@ def load_config(app, test_config: dict | None = None) -> None:
                           f"not {cfg['PORTAL_TIMEZONE']!r}") from exc
 
     is_dev = env == "development"
+    database_uri = normalise_database_url(cfg["DATABASE_URL"])
+    # hide_parameters: a failed statement must not carry PHI into logs or tracebacks.
+    engine_options = {"pool_pre_ping": True, "hide_parameters": True}
+    if database_uri.startswith("sqlite"):
+        try:
+            engine_options["connect_args"] = {"timeout": float(cfg["SQLITE_BUSY_TIMEOUT_SECONDS"])}
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("SQLITE_BUSY_TIMEOUT_SECONDS must be a number of seconds") from exc
     cfg.update(
-        SQLALCHEMY_DATABASE_URI=normalise_database_url(cfg["DATABASE_URL"]),
-        # hide_parameters: a failed statement must not carry PHI into logs or tracebacks.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
+        SQLALCHEMY_DATABASE_URI=database_uri,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
         RATELIMIT_ENABLED=cfg.get("RATELIMIT_ENABLED", True),
         SESSION_COOKIE_NAME="portal_session",
         SESSION_COOKIE_HTTPONLY=True,

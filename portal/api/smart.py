@@ -32,6 +32,7 @@ from portal.api.fhir import bearer_refusal
 from portal.api.models import AccessToken, ApiClient, UsedAssertion
 from portal.core.permissions import _ATTR, BearerScope, Role
 from portal.core.time import now_utc
+from portal.core.unit_of_work import begin_writing
 from portal.core.urls import external_url
 from portal.extensions import db
 
@@ -194,6 +195,7 @@ class SmartClientAssertion(JWTBearerClientAssertion):
             return False
         client = g.api_claimed_client
         now = now_utc()
+        begin_writing()  # the signature verified: only now take the writer lock
         db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < now))
         try:
             with db.session.begin_nested():

@@ -16,10 +16,10 @@ from portal.api import queries
 from portal.api.fhir import FhirError, capability, fhir_response, intake, issue, operation_outcome, resources
 from portal.api.search import SearchError, last_updated_filter, page_size
 from portal.api.smart import ClientActor, authorization_server, current_client, requires_scope
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
 from portal.consent.models import Category, Consent
-from portal.core.db import keep_writes_on_error
+from portal.core.unit_of_work import reads_first
 from portal.core.permissions import public
 from portal.core.uploads import UploadError
 from portal.extensions import csrf, db, limiter
@@ -68,6 +68,7 @@ def openapi():
 @bp.post("/fhir/auth/token")
 @public  # the client authenticates with its signed assertion, checked by the authorization server
 @limiter.limit("60 per minute")
+@reads_first  # may fetch the client's JWKS URL: no writer lock meanwhile (SmartClientAssertion.validate_jti)
 def token():
     response = authorization_server().create_token_response()
     client = g.pop("api_claimed_client", None)
@@ -76,8 +77,7 @@ def token():
         record(AuditAction.API_TOKEN_ISSUED, actor=_actor(client), obj=client, scope=granted)
     else:
         error = (json.loads(response.get_data() or b"{}") or {}).get("error", "invalid_request")
-        keep_writes_on_error()  # a refused token request is a security event: keep its record
-        record(AuditAction.API_TOKEN_REFUSED, actor=_actor(client) if client else None, obj=client, error=error)
+        record_access(AuditAction.API_TOKEN_REFUSED, actor=_actor(client) if client else None, obj=client, error=error)
     return response
 
 
@@ -144,12 +144,12 @@ def _found(obj, kind: str):
 
 
 def _read_event(obj, patient_public_id, kind: str) -> None:
-    record(AuditAction.API_READ, actor=current_client(), obj=obj, patient_id=patient_public_id, resource=kind)
+    record_access(AuditAction.API_READ, actor=current_client(), obj=obj, patient_id=patient_public_id, resource=kind)
 
 
 def _disclosure(obj, patient_public_id, category: Category) -> None:
     actor = current_client()
-    record(AuditAction.DISCLOSURE, actor=actor, obj=obj, patient_id=patient_public_id, category=category.value,
+    record_access(AuditAction.DISCLOSURE, actor=actor, obj=obj, patient_id=patient_public_id, category=category.value,
            organization=actor.organization.name, via="fhir")
 
 
@@ -206,7 +206,7 @@ def _search(kind: str, query, model, updated_col, to_resource, audit) -> object:
     page, more = rows[:count], len(rows) > count
     for obj in page:
         audit(obj)
-    record(AuditAction.API_READ, actor=current_client(), resource=kind, search="_lastUpdated", returned=len(page))
+    record_access(AuditAction.API_READ, actor=current_client(), resource=kind, search="_lastUpdated", returned=len(page))
     base = capability.base_url()
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "_cursor"]
     self_url = f"{base}/{kind}" + ("?" + _qs(request.args.items(multi=True)) if request.args else "")

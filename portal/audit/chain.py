@@ -45,18 +45,17 @@ def _sign(key: bytes, seq: int, chain_hash: bytes) -> bytes:
 
 
 def seal(batch: int = 5000) -> int:
-    """Chain every committed, unsealed event in id order; commit; return how many were sealed."""
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_ID})
-    last = db.session.execute(select(AuditEvent.seq, AuditEvent.chain_hash)
-                              .where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq, previous = (last.seq, last.chain_hash) if last else (0, GENESIS)
+    """Chain every committed, unsealed event in id order, one committed batch at a time (so a
+    writer lock is never held for long), and sign a checkpoint at the end; return how many."""
     total = 0
     while True:
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_ID})
+        last = db.session.execute(select(AuditEvent.seq, AuditEvent.chain_hash).where(AuditEvent.seq.is_not(None))
+                                  .order_by(AuditEvent.seq.desc()).limit(1)).first()
+        seq, previous = (last.seq, last.chain_hash) if last else (0, GENESIS)
         events = db.session.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
                                     .order_by(AuditEvent.id).limit(batch)).all()
-        if not events:
-            break
         for event in events:
             seq += 1
             if event.content_hash is None:  # written before the chain existed
@@ -64,13 +63,13 @@ def seal(batch: int = 5000) -> int:
             event.seq, event.chain_hash = seq, link(previous, event.content_hash)
             previous = event.chain_hash
         total += len(events)
-        db.session.flush()
-    if total:
-        key = _checkpoint_key()
-        db.session.add(AuditCheckpoint(seq=seq, chain_hash=previous, key_fingerprint=_fingerprint(key),
-                                       signature=_sign(key, seq, previous)))
-    db.session.commit()
-    return total
+        if total and len(events) < batch:
+            key = _checkpoint_key()
+            db.session.add(AuditCheckpoint(seq=seq, chain_hash=previous, key_fingerprint=_fingerprint(key),
+                                           signature=_sign(key, seq, previous)))
+        db.session.commit()
+        if len(events) < batch:
+            return total
 
 
 @dataclass

@@ -7,6 +7,7 @@ from flask import g, has_request_context, request
 from portal.audit.chain import content_hash
 from portal.audit.models import AuditEvent
 from portal.core.time import now_utc
+from portal.core.unit_of_work import side_insert
 from portal.extensions import db
 
 
@@ -82,15 +83,12 @@ class AuditAction(enum.StrEnum):
     API_READ = "api.read"
 
 
-def record(
-    action: AuditAction,
-    *,
-    actor=None,
-    obj=None,
-    patient_id: uuid.UUID | None = None,
-    **detail,
-) -> AuditEvent:
-    """Add an audit event to the session; it commits (or rolls back) with the request."""
+# Accesses whose record says what a response showed: dropped when the response became a 5xx.
+SHOWS_PHI = frozenset({AuditAction.PHI_READ, AuditAction.DISCLOSURE, AuditAction.API_READ,
+                       AuditAction.ATTACHMENT_DOWNLOADED, AuditAction.PATIENT_LOOKUP})
+
+
+def _event(action: AuditAction, actor, obj, patient_id: uuid.UUID | None, detail: dict) -> AuditEvent:
     event = AuditEvent(
         action=str(action),
         actor_id=getattr(actor, "id", None),
@@ -105,5 +103,41 @@ def record(
         event.ip_address = request.remote_addr
     event.occurred_at = now_utc()
     event.content_hash = content_hash(event)
+    return event
+
+
+def record(
+    action: AuditAction,
+    *,
+    actor=None,
+    obj=None,
+    patient_id: uuid.UUID | None = None,
+    **detail,
+) -> AuditEvent:
+    """Record a change: the event commits (or rolls back) with the change it describes."""
+    event = _event(action, actor, obj, patient_id, detail)
     db.session.add(event)
     return event
+
+
+# What a record_access() row holds: every column but the database's own id and the sealer's.
+_ROW_COLUMNS = tuple(c.key for c in AuditEvent.__table__.columns if c.key not in ("id", "seq", "chain_hash"))
+
+
+def record_access(
+    action: AuditAction,
+    *,
+    actor=None,
+    obj=None,
+    patient_id: uuid.UUID | None = None,
+    **detail,
+) -> None:
+    """Record an access or a refusal: stored whatever the request's outcome (a form page that
+    answers 422 still showed the patient; a 403 is a security event), in a short transaction of
+    its own when the request has nothing to commit (portal.core.unit_of_work). An access that
+    shows PHI (``patient_id`` or a disclosure) is dropped only if the response became a 5xx."""
+    event = _event(action, actor, obj, patient_id, detail)
+    row = {key: getattr(event, key) for key in _ROW_COLUMNS}
+    shows_phi = patient_id is not None or action in SHOWS_PHI
+    if not side_insert(AuditEvent.__table__, row, shows_phi=shows_phi):
+        db.session.add(event)  # no request: the command or job commits it with its own work

@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record_access
 from portal.auth.models import User
 from portal.core.permissions import Permission, requires
 from portal.core.time import as_utc
@@ -66,7 +66,7 @@ def _csv(rows, header, name) -> Response:
 def index():
     query, filters = _filtered(request.args)
     if request.args.get("format") == "csv":
-        record(AuditAction.AUDIT_EXPORTED, actor=current_user, **{f"filter_{k}": v for k, v in filters.items() if v})
+        record_access(AuditAction.AUDIT_EXPORTED, actor=current_user, **{f"filter_{k}": v for k, v in filters.items() if v})
         rows = [(e.id, e.seq or "", e.occurred_at.isoformat(), u.email if u else "", e.action, e.object_type or "",
                  e.object_id or "", e.patient_id or "", e.request_id or "", e.ip_address or "")
                 for e, u in db.session.execute(query.limit(100_000))]
@@ -88,11 +88,11 @@ def disclosures(patient_id: uuid.UUID):
         .where(AuditEvent.patient_id == patient.public_id, AuditEvent.action == AuditAction.DISCLOSURE.value)
         .order_by(AuditEvent.occurred_at.desc())).all()
     if request.args.get("format") == "csv":
-        record(AuditAction.DISCLOSURES_EXPORTED, actor=current_user, obj=patient, patient_id=patient.public_id)
+        record_access(AuditAction.DISCLOSURES_EXPORTED, actor=current_user, obj=patient, patient_id=patient.public_id)
         return _csv([(e.occurred_at.isoformat(), u.full_name if u else f"API client {e.detail.get('client_name', '')}",
                       u.email if u else e.detail.get("client", ""), e.detail.get("organization", ""),
                       e.object_type, e.object_id, e.detail.get("category", "")) for e, u in rows],
                     ["time", "recipient", "recipient_email", "organization", "object_type", "object_id", "category"],
                     "disclosures")
-    record(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="disclosures")
+    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="disclosures")
     return render_template("audit/disclosures.html", patient=patient, rows=rows)

@@ -10,7 +10,7 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import AccountToken, TokenPurpose, User, token_digest
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
 from portal.auth.sessions import end_all_sessions
-from portal.core.db import keep_writes_on_error
+from portal.core.unit_of_work import keep_writes_on_error
 from portal.core.formatting import local_datetime
 from portal.core.permissions import Role
 from portal.core.time import now_utc

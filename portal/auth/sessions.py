@@ -11,9 +11,10 @@ from flask import Flask, current_app, g, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User, UserSession, token_digest
 from portal.core.time import now_utc
+from portal.core.unit_of_work import side_execute
 from portal.extensions import db, login_manager
 
 SESSION_KEY = "sid"
@@ -82,6 +83,11 @@ def end_sessions_except(user: User, keep: UserSession) -> int:
 
 
 def _load_user(public_id: str) -> User | None:
+    """The signed-in user, from the open session row the cookie's token names.
+
+    Ending an expired session and refreshing last-seen are side writes (unit_of_work): a
+    page view stays a read, and the row is updated whatever the page answers.
+    """
     token = session.get(SESSION_KEY)
     if not token:
         return None
@@ -99,12 +105,13 @@ def _load_user(public_id: str) -> User | None:
     elif not user.is_active:
         expired = "deactivated"
     if expired:
-        rec.ended_at, rec.end_reason = now, expired
-        record(AuditAction.SESSION_EXPIRED, actor=user, reason=expired)
+        side_execute(update(UserSession).where(UserSession.id == rec.id, UserSession.ended_at.is_(None))
+                     .values(ended_at=now, end_reason=expired))
+        record_access(AuditAction.SESSION_EXPIRED, actor=user, reason=expired)
         g.session_expired = True
         return None
     if now - rec.last_seen_at > TOUCH_INTERVAL:
-        rec.last_seen_at = now
+        side_execute(update(UserSession).where(UserSession.id == rec.id).values(last_seen_at=now))
     g.user_session = rec
     return user
 

@@ -1,14 +1,13 @@
-"""Database base mixins, engine tuning and the one-commit-per-request rule."""
+"""Database base mixins and engine tuning (the request's transaction: portal.core.unit_of_work)."""
 import uuid
 from datetime import datetime
 
-from flask import Flask, g
 from sqlalchemy import DateTime, Engine, Enum, Uuid, event
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from portal.core.time import as_utc, now_utc
-from portal.extensions import db
+from portal.core.unit_of_work import Mode, current_mode
 
 
 class UTCDateTime(TypeDecorator):
@@ -44,14 +43,13 @@ class TimestampMixin:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    """WAL, foreign keys and a busy timeout for SQLite; nothing for other databases."""
+    """WAL and foreign keys for SQLite (its busy timeout is a connect argument: config.py)."""
     if type(dbapi_connection).__module__ != "sqlite3":
         return
     # Let SQLAlchemy (not pysqlite) emit BEGIN, so SAVEPOINT and rollback behave.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -59,29 +57,10 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
+    """A write transaction takes SQLite's writer lock up front (waiting out the busy timeout),
+    so it can never fail to upgrade a read snapshot that another writer made stale."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN")
-
-
-def keep_writes_on_error() -> None:
-    """Commit this request's writes even though it will answer 4xx.
-
-    For security bookkeeping that must outlive a refusal: a failed sign-in's counter
-    and audit event. Only services call it, and only on that path.
-    """
-    g.keep_writes_on_error = True
-
-
-def register_request_commit(app: Flask) -> None:
-    """Services flush; the request commits once, only when it succeeded."""
-
-    @app.after_request
-    def commit_session(response):
-        if response.status_code < 400 or (response.status_code < 500 and g.pop("keep_writes_on_error", False)):
-            db.session.commit()
-        else:
-            db.session.rollback()
-        return response
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if current_mode() is Mode.WRITE else "BEGIN")
 
 
 def enum_type(enum_cls: type, length: int = 32) -> Enum:

@@ -1,8 +1,8 @@
 """Friendly error pages (HTML) and JSON errors under the API prefixes. No traces, no PHI."""
-from flask import Flask, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from portal.extensions import db
@@ -21,32 +21,59 @@ MESSAGES = {
     503: ("The portal is busy", "Another change was being saved at the same moment. Nothing of yours was saved: "
                                 "please try again in a few seconds."),
 }
+UNAVAILABLE = ("The portal is briefly unavailable", "We could not reach the database. Nothing of yours was saved: "
+                                                    "please try again in a few seconds.")
 RETRY_AFTER_SECONDS = 2
 
 
 def is_transient_database_error(exc: DBAPIError) -> bool:
-    """A write lost a race for the database and may simply be retried: SQLite's single writer lock
-    ("database is locked", after the busy timeout or at once for a stale read snapshot), or a
-    PostgreSQL deadlock, serialization failure or lock timeout."""
+    """A statement lost a race for the database and may simply be retried: SQLite's single writer
+    lock ("database is locked" after the busy timeout), or a PostgreSQL deadlock, serialization
+    failure or lock timeout."""
     orig = getattr(exc, "orig", None)
     if type(orig).__module__ == "sqlite3":
         return "database is locked" in str(orig) or "database table is locked" in str(orig)
     return getattr(orig, "sqlstate", None) in ("40001", "40P01", "55P03")
 
 
+def is_lost_connection(exc: DBAPIError) -> bool:
+    """The database went away (restart, network, killed backend: SQLAlchemy invalidated the
+    connection) or cannot be reached at all (no statement ran: the connect itself failed)."""
+    return bool(exc.connection_invalidated) or (isinstance(exc, OperationalError) and exc.statement is None)
+
+
+def database_failure_response(exc: DBAPIError):
+    """The answer when the database refused a statement or a commit: never a bare 500, and built
+    without touching the database again (the session has just been rolled back)."""
+    transient, lost = is_transient_database_error(exc), is_lost_connection(exc)
+    if transient or lost:
+        current_app.logger.warning("database %s on %s %s: %s", "unavailable" if lost else "busy",
+                                   request.method, request.endpoint, type(exc.orig).__name__)
+        response = current_app.make_response(error_response(503, *(UNAVAILABLE if lost else ())))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    current_app.logger.error("database error on %s %s: %s", request.method, request.endpoint,
+                             type(exc.orig).__name__, exc_info=exc)
+    return current_app.make_response(error_response(500))
+
+
 def wants_json() -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
-def error_response(code: int, detail: str | None = None):
-    title, text = MESSAGES.get(code, MESSAGES[500] if code >= 500 else MESSAGES[400])
+def error_response(code: int, title: str | None = None, detail: str | None = None):
+    """An error page, JSON error or OperationOutcome. A 5xx never touches the database: its page
+    is rendered without the signed-in user's navigation (the database may be what failed)."""
+    default_title, text = MESSAGES.get(code, MESSAGES[500] if code >= 500 else MESSAGES[400])
+    title = title or default_title
     if request.path == "/fhir" or request.path.startswith("/fhir/"):
         from portal.api.fhir import http_outcome  # FHIR clients expect an OperationOutcome
 
         return http_outcome(code, detail or f"{title}. {text}")
     if wants_json():
         return jsonify(error={"status": code, "title": title, "detail": detail or text}), code
-    return render_template("errors/error.html", code=code, title=title, text=detail or text), code
+    return render_template("errors/error.html", code=code, title=title, text=detail or text,
+                           bare_layout=code >= 500), code
 
 
 def unauthorized_response():
@@ -64,7 +91,8 @@ def unauthorized_response():
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return error_response(400, "Your form expired or was sent from elsewhere. Please reload the page and try again.")
+        return error_response(400, detail="Your form expired or was sent from elsewhere. "
+                                          "Please reload the page and try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -74,13 +102,8 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError):
-        if not is_transient_database_error(exc):
-            return unhandled(exc)
         db.session.rollback()
-        app.logger.warning("database busy on %s %s: %s", request.method, request.endpoint, type(exc.orig).__name__)
-        response = app.make_response(error_response(503))
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return database_failure_response(exc)
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):
@@ -90,10 +113,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def _audit_denied() -> None:
-    """A refusal is a security event: keep its record even though the request failed."""
-    from portal.audit.services import AuditAction, record
+    """A refusal is a security event: its record is kept although the request fails."""
+    from portal.audit.services import AuditAction, record_access
 
-    db.session.rollback()
-    record(AuditAction.PERMISSION_DENIED, actor=current_user if current_user.is_authenticated else None,
-           endpoint=request.endpoint or "-")
-    db.session.commit()
+    record_access(AuditAction.PERMISSION_DENIED, actor=current_user if current_user.is_authenticated else None,
+                  endpoint=request.endpoint or "-")

@@ -1,9 +1,8 @@
 """Response headers that every page carries, and no-store for anything signed in."""
 from functools import cached_property
 
-from flask import Flask, Request, request
+from flask import Flask, Request, g, request, session
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
-from flask_login import current_user
 
 CSP = "; ".join(
     [
@@ -35,9 +34,11 @@ def register_security_headers(app: Flask) -> None:
         headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         if hsts:
             headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        # Any page seen by a signed-in user may hold PHI: keep it out of every cache.
+        # Any page seen by a signed-in user may hold PHI: keep it out of every cache. Asked of
+        # the cookie and of the user already loaded, never of the database (which may be down).
         if request.endpoint != "static" and (
-            current_user.is_authenticated or response.status_code >= 400
+            getattr(g.get("_login_user"), "is_authenticated", False) or session.get("sid")
+            or response.status_code >= 400
         ):
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"

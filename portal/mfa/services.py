@@ -16,7 +16,7 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import User, token_digest
 from portal.auth.passwords import verify_password
 from portal.auth.sessions import end_all_sessions
-from portal.core.db import keep_writes_on_error
+from portal.core.unit_of_work import begin_writing, keep_writes_on_error
 from portal.core.formatting import local_datetime
 from portal.core.time import now_utc
 from portal.extensions import db
@@ -75,6 +75,7 @@ def pending_credential(user: User) -> TotpCredential:
         TotpCredential.created_at > now_utc() - PENDING_ENROLMENT_TTL))
     if pending is not None:
         return pending
+    begin_writing()  # also reached from the set-up page's GET
     db.session.execute(delete(TotpCredential).where(
         TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None)))
     pending = TotpCredential(user_id=user.id)

@@ -6,6 +6,7 @@ import click
 from flask import current_app
 from sqlalchemy import func, select
 
+from portal.core.unit_of_work import writing
 from portal.extensions import db
 from portal.notifications.models import DeliveryMode, OutboxMessage
 
@@ -48,9 +49,10 @@ def digest(period: str):
     built = 0
     for recipient in held_recipients(mode):
         try:
-            if fold_digest(recipient, mode) is not None:
-                built += 1
-            db.session.commit()  # one recipient per transaction
+            with writing():
+                if fold_digest(recipient, mode) is not None:
+                    built += 1
+                db.session.commit()  # one recipient per transaction
         except DigestConflict:
             db.session.rollback()
     click.echo(f"{built} {period} digest(s) queued.")

@@ -36,7 +36,9 @@ from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError
 
+from portal.core.jobs import Backoff
 from portal.core.time import now_utc
+from portal.core.unit_of_work import writing
 from portal.extensions import db
 from portal.notifications.models import OutboxMessage, OutboxState
 from portal.notifications.rendering import build_message
@@ -202,17 +204,17 @@ class Worker:
         """Deliver until stopped (or, with once=True, until nothing is due). Returns the totals."""
         stop = stop or threading.Event()
         totals = BatchResult()
-        down_for = 0
+        backoff = Backoff(poll_seconds)
         while not stop.is_set():
             try:
-                result = self.run_batch()
+                with writing():  # beside a running portal: take SQLite's writer lock up front
+                    result = self.run_batch()
             except DBAPIError as exc:  # the database is away: what was claimed waits for its lease
                 db.session.rollback()
                 log.warning("outbox: database error (%s); trying again shortly", type(exc.orig).__name__)
                 if once:
                     raise
-                down_for += 1
-                stop.wait(min(300, poll_seconds * 2 ** min(down_for, 6)))
+                stop.wait(backoff.failed())
                 continue
             for name in ("claimed", "sent", "retried", "dead"):
                 setattr(totals, name, getattr(totals, name) + getattr(result, name))
@@ -224,10 +226,9 @@ class Worker:
                     break
                 # The server is down: wait longer each time (up to 5 minutes), without
                 # spending any message's attempts.
-                down_for += 1
-                stop.wait(min(300, poll_seconds * 2 ** min(down_for, 6)))
+                stop.wait(backoff.failed())
                 continue
-            down_for = 0
+            backoff.succeeded()
             if result.claimed == 0:
                 if once:
                     break

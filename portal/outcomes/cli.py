@@ -2,6 +2,7 @@
 import click
 from flask.cli import AppGroup
 
+from portal.core.unit_of_work import writing
 from portal.extensions import db
 from portal.outcomes import facts
 
@@ -29,7 +30,8 @@ def check():
 def rebuild():
     """Recompute every report fact from the sources (after a bulk load that bypassed the app)."""
     click.echo("Recomputing report_episodes and episode_outcomes ...")
-    facts.rebuild(db.session)
-    db.session.commit()
+    with writing():
+        facts.rebuild(db.session)
+        db.session.commit()
     click.echo("Done: " + ", ".join(f"{table} {_state(rows)}" for table, rows in facts.drift(db.session).items()) + ".")
     db.session.rollback()

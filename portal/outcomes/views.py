@@ -5,7 +5,7 @@ from flask import Blueprint, Response, current_app, flash, redirect, request, ur
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record_access
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_today
@@ -49,7 +49,7 @@ def episode_scores(referral_id: uuid.UUID):
         else:
             flash(f"{form.chosen.code} score recorded for {referral.reference}.", "success")
             return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
-    record(AuditAction.PHI_READ, actor=current_user, obj=referral, patient_id=referral.patient.public_id,
+    record_access(AuditAction.PHI_READ, actor=current_user, obj=referral, patient_id=referral.patient.public_id,
            view="episode_scores")
     scores = queries.scores_for_episode(referral)
     return form_page("outcomes/episode.html", form, referral=referral, scores=scores,
@@ -120,7 +120,7 @@ def _report_export(org: Organization, fmt: str):
     if form.errors:
         return form_page("outcomes/report.html", form, report=partner_report(org, period), links={})
     report = partner_report(org, period)
-    record(AuditAction.REPORT_EXPORTED, actor=current_user, obj=org, report="partner", format=fmt,
+    record_access(AuditAction.REPORT_EXPORTED, actor=current_user, obj=org, report="partner", format=fmt,
            start=period.start.isoformat(), end=period.end.isoformat())
     name = f"referral-outcomes-{period.start.isoformat()}-{period.end.isoformat()}.{fmt}"
     if fmt == "csv":
@@ -197,6 +197,6 @@ def analytics_csv():
     _, period = _range_form()
     body = exports.analytics_csv(period, analytics.sources(period), analytics.dropped_partners(practice_today()),
                                  analytics.practice_funnel(period))
-    record(AuditAction.REPORT_EXPORTED, actor=current_user, report="analytics", format="csv",
+    record_access(AuditAction.REPORT_EXPORTED, actor=current_user, report="analytics", format="csv",
            start=period.start.isoformat(), end=period.end.isoformat())
     return _download(body, "text/csv", f"referral-analytics-{period.start.isoformat()}-{period.end.isoformat()}.csv")

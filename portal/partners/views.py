@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.admin.views import set_enabled_and_return
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record_access
 from portal.auth import services as accounts
 from portal.auth.queries import visible_users
 from portal.core.forms import form_page
@@ -26,7 +26,7 @@ def home():
     clinician = request.args.get("clinician", "")
     referrals = partner_referrals(current_user, status=status, clinician=clinician)
     if referrals:
-        record(AuditAction.PHI_READ, actor=current_user, view="partner_referrals", rows=len(referrals))
+        record_access(AuditAction.PHI_READ, actor=current_user, view="partner_referrals", rows=len(referrals))
     return render_template("partners/home.html", organization=current_user.organization, referrals=referrals,
                            status=status, clinician=clinician, statuses=list(Status),
                            clinicians=organization_clinicians(current_user), lookup_form=LookupForm())

@@ -6,7 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record_access
 from portal.auth.models import User
 from portal.consent import policy
 from portal.consent import services as consents
@@ -52,7 +52,7 @@ def _update_form(patient, form=None) -> UpdateForm:
 
 
 def _staff_page(patient, consent_form=None, update_form=None, status=200):
-    record(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="staff_patient")
+    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="staff_patient")
     referrals = db.session.scalars(select(Referral).where(Referral.patient_id == patient.id)
                                    .order_by(Referral.submitted_at.desc())).all()
     updates = db.session.scalars(select(ProgressUpdate).where(ProgressUpdate.patient_id == patient.id)
@@ -117,7 +117,7 @@ def consent_document(patient_id: uuid.UUID, consent_id: uuid.UUID):
     patient = get_patient_or_404(current_user, patient_id)
     consent = db.first_or_404(select(Consent).where(Consent.public_id == consent_id, Consent.patient_id == patient.id,
                                                     Consent.document_id.is_not(None)))
-    record(AuditAction.PHI_READ, actor=current_user, obj=consent, patient_id=patient.public_id, view="consent_document")
+    record_access(AuditAction.PHI_READ, actor=current_user, obj=consent, patient_id=patient.public_id, view="consent_document")
     return Response(documents().open(consent.document_id, patient.public_id), mimetype="application/octet-stream",
                     headers={"Content-Disposition": "attachment; filename=signed-consent"})
 
@@ -167,7 +167,7 @@ def revise_update(update_id: uuid.UUID):
 def approvals():
     queue = progress.approval_queue(current_user)
     if queue:
-        record(AuditAction.PHI_READ, actor=current_user, view="approval_queue", rows=len(queue))
+        record_access(AuditAction.PHI_READ, actor=current_user, view="approval_queue", rows=len(queue))
     return render_template("patients/approvals.html", queue=queue, decision_form=DecisionForm())
 
 
@@ -223,10 +223,10 @@ def partner_view(patient_id: uuid.UUID):
         Referral.patient_id == patient.id, Referral.organization_id == current_user.organization_id)
         .order_by(Referral.submitted_at.desc())).all()
     updates = updates_for_patient(current_user, patient.id)
-    record(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="partner_patient")
+    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="partner_patient")
     scores = scores_for_patient(current_user, patient.id)  # consent-gated inside the query
     for item in [*updates, *scores]:  # the accounting of disclosures is built from these
-        record(AuditAction.DISCLOSURE, actor=current_user, obj=item, patient_id=patient.public_id,
+        record_access(AuditAction.DISCLOSURE, actor=current_user, obj=item, patient_id=patient.public_id,
                category=getattr(item, "category", Category.OUTCOME_SCORES).value,
                organization=current_user.organization.name)
     return render_template("patients/partner.html", patient=patient, referrals=referrals, updates=updates,

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record, record_access
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_to_utc
@@ -30,7 +30,7 @@ def queue():
     status = Status(request.args["status"]) if request.args.get("status") in set(Status) else Status.SUBMITTED
     referrals = queries.intake_queue(current_user, status)
     if referrals:
-        record(AuditAction.PHI_READ, actor=current_user, view="intake_queue", rows=len(referrals))
+        record_access(AuditAction.PHI_READ, actor=current_user, view="intake_queue", rows=len(referrals))
     return render_template("intake/queue.html", referrals=referrals, status=status,
                            counts=queries.status_counts(current_user), lookup_form=LookupForm())
 

@@ -3,6 +3,7 @@ from datetime import date, timedelta
 
 import click
 
+from portal.core.unit_of_work import writing
 from portal.extensions import db
 
 
@@ -18,9 +19,10 @@ def remind():
     from portal.relationships.services import send_consent_reminders, send_reminders
 
     today = practice_today()
-    result = send_reminders(today)
-    consents = send_consent_reminders(today)
-    db.session.commit()
+    with writing():
+        result = send_reminders(today)
+        consents = send_consent_reminders(today)
+        db.session.commit()
     click.echo(f"{result.check_ins} check-in reminder(s), {result.at_risk} at-risk warning(s) and "
                f"{consents} consent-expiry reminder(s) queued.")
     if result.unowned:
@@ -42,6 +44,7 @@ def digest(month: str | None):
     else:
         first_of_this_month = practice_today().replace(day=1)
         start = (first_of_this_month - timedelta(days=1)).replace(day=1)
-    queued = send_monthly_digests(start)
-    db.session.commit()
+    with writing():
+        queued = send_monthly_digests(start)
+        db.session.commit()
     click.echo(f"{queued} monthly digest(s) for {start:%B %Y} queued.")

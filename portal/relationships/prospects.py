@@ -14,7 +14,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
 from portal.core.permissions import Role
 from portal.core.validators import US_STATES, npi_is_valid
@@ -69,7 +69,7 @@ def export_prospects(actor: User) -> str:
             org.next_check_in.isoformat() if org.next_check_in else "",
             contact.name if contact else "", contact.title if contact else "",
             contact.email if contact else "", contact.phone if contact else "")])
-    record(AuditAction.PROSPECTS_EXPORTED, actor=actor, count=len(rows))
+    record_access(AuditAction.PROSPECTS_EXPORTED, actor=actor, count=len(rows))
     return out.getvalue()
 
 

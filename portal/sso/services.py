@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from flask import session
 from sqlalchemy import func, select
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
-from portal.core.db import keep_writes_on_error
 from portal.core.urls import external_url
 from portal.extensions import db
 from portal.sso import oidc
@@ -129,7 +128,7 @@ def begin(provider: OidcProvider, email: str, next_path: str | None) -> str:
     session[PENDING_KEY] = {"state": state, "nonce": nonce, "verifier": verifier,
                             "provider": str(provider.public_id), "exp": int(time.time()) + PENDING_SECONDS,
                             "next": next_path}
-    record(AuditAction.SSO_STARTED, obj=provider.organization)
+    record_access(AuditAction.SSO_STARTED, obj=provider.organization)
     return oidc.authorization_url(meta, client_id=provider.client_id, redirect_uri=redirect_uri(), state=state,
                                   nonce=nonce, code_verifier=verifier, login_hint=email)
 
@@ -189,6 +188,5 @@ def match_user(provider: OidcProvider, claims: dict) -> User:
 
 
 def _failed(reason: str, message: str, status: int = 400, *, org=None, user=None) -> SsoFailure:
-    keep_writes_on_error()  # the audit event outlives the refusal
-    record(AuditAction.SSO_FAILED, actor=user, obj=org, reason=reason)
+    record_access(AuditAction.SSO_FAILED, actor=user, obj=org, reason=reason)
     return SsoFailure(reason, message, status)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from portal.auth.views import _safe_next
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, public, requires
+from portal.core.unit_of_work import begin_writing, reads_first
 from portal.extensions import db, limiter
 from portal.mfa import flow
 from portal.partners.models import Organization
@@ -27,6 +28,7 @@ def _login_limit() -> str:
 @bp.route("/auth/sso", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
+@reads_first  # fetches the provider's discovery document; writes nothing but its audit record
 def start():
     if current_user.is_authenticated:
         return redirect(url_for("home.index"))
@@ -55,6 +57,7 @@ def callback():
         result = services.complete(request.args)
     except services.SsoFailure as exc:
         return render_template("sso/refused.html", message=exc.message), exc.status
+    begin_writing()  # the provider vouched for the user: now start the session
     return flow.after_first_factor(result.user, "oidc", next_path=_safe_next(result.next_path),
                                    idp_mfa=result.idp_mfa)
 

@@ -1,5 +1,5 @@
 """Write, publish and withdraw success stories. Add and flush; the request commits."""
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
 from portal.core.time import now_utc
 from portal.extensions import db
@@ -38,7 +38,7 @@ def save_story(actor: User, patient: Patient, story: Story | None, *, title: str
 def check_identifiers(actor: User, story: Story) -> list[str]:
     """Reads the patient's identifiers to compare them (in memory): an audited PHI read."""
     patient = story.patient
-    record(AuditAction.PHI_READ, actor=actor, obj=story, patient_id=patient.public_id, view="story_deidentification")
+    record_access(AuditAction.PHI_READ, actor=actor, obj=story, patient_id=patient.public_id, view="story_deidentification")
     return deidentify.findings(patient, story.title, story.highlight, story.body_markdown)
 
 

@@ -4,7 +4,7 @@ import uuid
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record_access
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, requires
 from portal.patients.queries import get_patient_or_404
@@ -35,14 +35,14 @@ def new(patient_id: uuid.UUID):
                                     body=form.body.data)
         flash("Story saved as a draft. Check it, then publish.", "success")
         return redirect(url_for("stories.edit", story_id=story.public_id))
-    record(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="story_new")
+    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="story_new")
     return form_page("stories/new.html", form, patient=patient,
                      consent_ok=queries.consent_allows_publication(patient.id))
 
 
 def _edit_page(story, form=None, publish_form=None, kinds=None, status=None):
     form = form or StoryForm(obj=story, body=story.body_markdown)
-    record(AuditAction.PHI_READ, actor=current_user, obj=story, patient_id=story.patient.public_id, view="story")
+    record_access(AuditAction.PHI_READ, actor=current_user, obj=story, patient_id=story.patient.public_id, view="story")
     page = render_template("stories/edit.html", story=story, form=form, publish_form=publish_form or PublishForm(),
                            kinds=kinds or [], preview=render_markdown(story.body_markdown),
                            visible=queries.story_is_visible(story),

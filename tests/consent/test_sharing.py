@@ -81,6 +81,7 @@ def test_two_approvers_at_once_exactly_one_wins(app, database_url, tmp_path):
     """Real concurrency: two connections approve the same pending update at the same time."""
     from portal.extensions import db as _db
     from portal.progress import services
+    from portal.core.unit_of_work import writing
     from tests.conftest import fresh_database, migrated_app
     import os
 
@@ -98,12 +99,15 @@ def test_two_approvers_at_once_exactly_one_wins(app, database_url, tmp_path):
     barrier, outcomes = threading.Barrier(2), []
 
     def approve(approver_id):
-        with race_app.app_context():
+        with race_app.app_context(), writing():  # as an approval request runs
             from portal.auth.models import User
 
+            # Both start at once. On PostgreSQL both read the update, then the conditional UPDATE
+            # decides; on SQLite a write transaction takes the writer lock first (BEGIN IMMEDIATE),
+            # so the second waits for the first to commit and then finds the update handled.
+            barrier.wait()
             update = _db.session.get(ProgressUpdate, ids[0])
             approver = _db.session.get(User, approver_id)
-            barrier.wait()
             try:
                 services.approve(approver, update, ids[1])
                 _db.session.commit()
@@ -111,9 +115,6 @@ def test_two_approvers_at_once_exactly_one_wins(app, database_url, tmp_path):
             except services.ProgressError:
                 _db.session.rollback()
                 outcomes.append("refused")
-            except Exception as exc:  # SQLite may report the lock instead: still one winner
-                _db.session.rollback()
-                outcomes.append(f"refused:{type(exc).__name__}")
 
     threads = [threading.Thread(target=approve, args=(i,)) for i in ids[2:]]
     [t.start() for t in threads]

@@ -19,6 +19,7 @@ from portal.core.phi.rotation import (
     ColumnStatus, RotationResult, column_status, count_stale, rotate_model,
 )
 from portal.core.phi.runtime import EXTENSION_KEY, PhiState
+from portal.core.unit_of_work import writing
 from portal.extensions import db
 
 
@@ -185,8 +186,10 @@ def rotate(batch_size: int, files: bool) -> None:
         raise click.ClickException("; ".join(unmapped))
     models = _models()
     result = RotationResult()
-    with tqdm(total=count_stale(db.session, models, keyring), unit="row", desc="rows") as bar:
-        for m in models:
+    stale = count_stale(db.session, models, keyring)
+    db.session.rollback()  # the batches below are write transactions of their own
+    with tqdm(total=stale, unit="row", desc="rows") as bar, writing():
+        for m in models:  # beside a running portal: each batch takes SQLite's writer lock up front
             rotate_model(db.session, m, keyring, batch_size=batch_size, advance=bar.update, result=result)
     docs = _documents(state)
     if files and docs is not None:
