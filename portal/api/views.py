@@ -3,23 +3,24 @@
 Views load through the scoped queries (another organization's id is a 404), audit with the client as
 actor, and respond with FHIR JSON; the request commits once, as everywhere.
 """
-import base64
 import json
 import uuid
-from datetime import datetime
+from urllib.parse import urlencode
 
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import and_, func, or_, select
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from portal.api import queries
+from portal.api import queries, search
 from portal.api.fhir import FhirError, capability, fhir_response, intake, issue, operation_outcome, resources
-from portal.api.search import SearchError, last_updated_filter, page_size
+from portal.api.fhir.searchparams import SEARCH_PARAMS
+from portal.api.search import SearchError, UnsupportedParameters
 from portal.api.smart import ClientActor, authorization_server, current_client, requires_scope
 from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
 from portal.consent.models import Category, Consent
 from portal.core.unit_of_work import reads_first
+from portal.core.paging import COUNT_CAP
 from portal.core.permissions import public
 from portal.core.uploads import UploadError
 from portal.extensions import csrf, db, limiter
@@ -41,7 +42,23 @@ def fhir_error(exc: FhirError):
 
 @bp.errorhandler(SearchError)
 def search_error(exc: SearchError):
-    return operation_outcome(400, [issue("invalid", str(exc), exc.parameter)])
+    return operation_outcome(exc.status, [issue(exc.code, str(exc), exc.parameter)], _preference_applied())
+
+
+@bp.errorhandler(UnsupportedParameters)
+def unsupported_parameters(exc: UnsupportedParameters):
+    return operation_outcome(400, [issue("not-supported", message, parameter) for parameter, message in exc.problems],
+                             _preference_applied())
+
+
+def _handling() -> str | None:
+    return search.handling_preference(request.headers.getlist("Prefer"))
+
+
+def _preference_applied() -> dict:
+    """RFC 7240: say which handling was applied when the client asked for one."""
+    handling = _handling()
+    return {"Preference-Applied": f"handling={handling}"} if handling else {}
 
 
 # Discovery and description: public by design (SMART App Launch 2.0, FHIR RESTful API).
@@ -194,53 +211,35 @@ def read_consent(id: str):
 
 
 def _search(kind: str, query, model, updated_col, to_resource, audit) -> object:
-    """_lastUpdated filters, keyset paging on (last updated, id), Bundle with self and next links."""
-    count = page_size(request.args.get("_count"))
-    query = query.where(*last_updated_filter(updated_col, request.args.getlist("_lastUpdated")))
-    total = db.session.scalar(query.with_only_columns(func.count(model.id)).order_by(None))
-    cursor = _decode_cursor(request.args.get("_cursor"))
-    if cursor:
-        after, after_id = cursor
+    """The resource's search parameters as SQL on the scoped query, keyset paging on (last updated, id), and a
+    Bundle whose self link lists the parameters applied and whose next link keeps them."""
+    found = search.parse(kind, SEARCH_PARAMS[kind], list(request.args.items(multi=True)), _handling() == "strict")
+    query = query.where(*found.clauses)
+    # Bundle.total only when cheap: counted up to COUNT_CAP, left out beyond (a search must not cost
+    # more with every referral the organization ever sent).
+    counted = db.session.scalar(select(func.count()).select_from(
+        query.with_only_columns(model.id).order_by(None).limit(COUNT_CAP + 1).subquery()))
+    total = counted if counted <= COUNT_CAP else None
+    if found.cursor:
+        after, after_id = found.cursor
         query = query.where(or_(updated_col > after, and_(updated_col == after, model.public_id > after_id)))
+    count = found.count
     rows = list(db.session.scalars(query.order_by(updated_col, model.public_id).limit(count + 1))) if count else []
     page, more = rows[:count], len(rows) > count
     for obj in page:
         audit(obj)
-    record_access(AuditAction.API_READ, actor=current_client(), resource=kind, search="_lastUpdated", returned=len(page))
+    record_access(AuditAction.API_READ, actor=current_client(), resource=kind, search=",".join(found.filters),
+                  returned=len(page))
     base = capability.base_url()
-    args = [(k, v) for k, v in request.args.items(multi=True) if k != "_cursor"]
-    self_url = f"{base}/{kind}" + ("?" + _qs(request.args.items(multi=True)) if request.args else "")
+    self_pairs = found.applied + ([("_cursor", found.cursor_raw)] if found.cursor_raw else [])
+    self_url = f"{base}/{kind}" + ("?" + urlencode(self_pairs) if self_pairs else "")
     next_url = None
     if more:
         last = page[-1]
-        token = _encode_cursor(getattr(last, updated_col.key), last.public_id)
-        next_url = f"{base}/{kind}?" + _qs([*args, ("_cursor", token)])
-    return fhir_response(resources.searchset(base, [to_resource(o) for o in page], total, self_url, next_url))
-
-
-def _qs(pairs) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(list(pairs))
-
-
-def _encode_cursor(updated: datetime, public_id: uuid.UUID) -> str:
-    raw = json.dumps([updated.isoformat(), str(public_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(value: str | None):
-    if not value:
-        return None
-    try:
-        updated, public_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        when = datetime.fromisoformat(updated)
-        if when.tzinfo is None:
-            raise ValueError
-        return when, uuid.UUID(public_id)
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise SearchError("_cursor", "The _cursor is not one this server issued; follow the Bundle's next link.") \
-            from None
+        token = search.encode_cursor(getattr(last, updated_col.key), last.public_id)
+        next_url = f"{base}/{kind}?" + urlencode([*found.applied, ("_cursor", token)])
+    bundle = resources.searchset(base, [to_resource(o) for o in page], total, self_url, next_url)
+    return fhir_response(bundle, headers=_preference_applied(), pretty=found.pretty)
 
 
 @bp.get("/fhir/Task")

@@ -45,9 +45,9 @@ def issue(code: str, diagnostics: str, expression: str | None = None, severity: 
     return item
 
 
-def fhir_response(resource: dict, status: int = 200, headers: dict | None = None) -> Response:
-    response = Response(json.dumps(resource, separators=(",", ":")), status=status, mimetype=FHIR_JSON,
-                        headers=headers or {})
+def fhir_response(resource: dict, status: int = 200, headers: dict | None = None, pretty: bool = False) -> Response:
+    body = json.dumps(resource, indent=2) if pretty else json.dumps(resource, separators=(",", ":"))
+    response = Response(body, status=status, mimetype=FHIR_JSON, headers=headers or {})
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -4,13 +4,17 @@ Each lists exactly what portal/api/views.py serves; tests compare them with the 
 """
 from flask import current_app
 
+from portal.api.fhir.searchparams import SEARCH_PARAMS
+from portal.api.search import MAX_COUNT
 from portal.api.smart import ALGORITHMS, SCOPES, token_endpoint_url
 
-SEARCH_PARAMS = [
-    {"name": "_lastUpdated", "type": "date",
-     "documentation": "Prefixes eq, gt, ge, lt, le; a date or a dateTime with time zone. Repeat to bound both ends."},
-    {"name": "_count", "type": "number", "documentation": "Page size, 0-100 (default 50)."},
-]
+COUNT_PARAM = {"name": "_count", "type": "number", "documentation": f"Page size, 0-{MAX_COUNT} (default 50)."}
+SEARCH_DOCUMENTATION = (
+    "Search: a parameter's values separated by commas are OR, repeated parameters are AND; no modifiers. A malformed "
+    "value is a 400 naming the parameter. Parameters not listed for a resource are refused (400) under "
+    "'Prefer: handling=strict' and otherwise ignored, and the Bundle's self link lists only the parameters applied. "
+    "Every search also takes _format (JSON only; another format is a 406) and _pretty (true or false). Pages are "
+    "keyset pages: follow the next link, which keeps the filters.")
 # resource type -> (interactions, scope needed to read, what it is)
 RESOURCES = {
     "Task": ("read search-type", "system/Task.read", "One per referral: status and businessStatus follow the "
@@ -36,7 +40,8 @@ def capability_statement() -> dict:
                  "interaction": [{"code": code} for code in interactions.split()],
                  "versioning": "no-version", "readHistory": False, "updateCreate": False}
         if "search-type" in interactions:
-            entry["searchParam"] = SEARCH_PARAMS
+            entry["searchParam"] = [{"name": p.name, "type": p.type, "documentation": p.documentation}
+                                    for p in SEARCH_PARAMS[kind].values()] + [COUNT_PARAM]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
@@ -47,7 +52,8 @@ def capability_statement() -> dict:
         "rest": [{
             "mode": "server",
             "documentation": "SMART Backend Services (client credentials with a signed JWT). Another organization's "
-                             "resources answer 404. Errors are OperationOutcome.",
+                             "resources answer 404 and never appear in a search. Errors are OperationOutcome. "
+                             + SEARCH_DOCUMENTATION,
             "security": {
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                          "code": "SMART-on-FHIR"}]}],
@@ -88,13 +94,26 @@ def _fhir(description: str, schema: str = "Resource") -> dict:
 AUTH_ERRORS = {"401": _outcome("No, invalid or expired access token"),
                "403": _outcome("The token lacks the scope")}
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-SEARCH_QUERY = [
-    {"name": "_lastUpdated", "in": "query", "required": False, "style": "form", "explode": True,
-     "schema": {"type": "array", "items": {"type": "string"}}},
-    {"name": "_count", "in": "query", "required": False, "schema": {"type": "string"}},
+SEARCH_CONTROL = [
+    {"name": "_count", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": COUNT_PARAM["documentation"]},
     {"name": "_cursor", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "Opaque; taken from a Bundle's next link."},
+    {"name": "_format", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "json, application/json or application/fhir+json; any other format is a 406."},
+    {"name": "_pretty", "in": "query", "required": False, "schema": {"type": "string", "enum": ["true", "false"]},
+     "description": "true: indented JSON."},
+    {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "handling=strict: an unsupported parameter is a 400; handling=lenient (the default): it is "
+                    "ignored and left out of the self link."},
 ]
+
+
+def search_query(kind: str) -> list[dict]:
+    """The query parameters of a search: the resource's search parameters (repeatable: AND) and the controls."""
+    return [{"name": p.name, "in": "query", "required": False, "style": "form", "explode": True,
+             "schema": {"type": "array", "items": {"type": "string"}}, "description": f"{p.type}: {p.documentation}"}
+            for p in SEARCH_PARAMS[kind].values()] + SEARCH_CONTROL
 
 
 def openapi() -> dict:
@@ -135,9 +154,12 @@ def openapi() -> dict:
     for kind, (interactions, _scope, doc) in RESOURCES.items():
         if "search-type" in interactions:
             paths[f"/fhir/{kind}"] = {"get": {"operationId": f"search{kind}", "summary": doc,
-                                              "parameters": SEARCH_QUERY, "responses": {
+                                              "parameters": search_query(kind), "responses": {
                                                   "200": _fhir("searchset Bundle", "Bundle"),
-                                                  "400": _outcome("Bad search parameter"), **AUTH_ERRORS}}}
+                                                  "400": _outcome("A malformed value, a modifier, or (under "
+                                                                  "Prefer: handling=strict) an unsupported "
+                                                                  "parameter"),
+                                                  "406": _outcome("A _format other than JSON"), **AUTH_ERRORS}}}
         paths[f"/fhir/{kind}/{{id}}"] = {"get": {"operationId": f"read{kind}", "summary": doc,
                                                  "parameters": [ID_PARAM], "responses": {
                                                      "200": _fhir(kind), "404": _outcome("Unknown, or not yours"),

@@ -175,10 +175,11 @@ def consent(item: Consent) -> dict:
     }
 
 
-def searchset(base: str, resources: list[dict], total: int, self_url: str, next_url: str | None) -> dict:
+def searchset(base: str, resources: list[dict], total: int | None, self_url: str, next_url: str | None) -> dict:
+    """A search's Bundle; ``total`` None leaves it out (R4 allows that: the count would cost more than the page)."""
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
-    return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links,
+    return {"resourceType": "Bundle", "type": "searchset", **({"total": total} if total is not None else {}), "link": links,
             "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                       for r in resources]}
