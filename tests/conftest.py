@@ -196,3 +196,39 @@ def outbox(db):
 
 def random_uuid() -> str:
     return str(uuid.uuid4())
+
+
+class QueryCount:
+    """SQL statements the application issued inside a ``with`` block (the test harness's own
+    SAVEPOINT bookkeeping excluded)."""
+
+    HARNESS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+    def __init__(self):
+        self.statements: list[str] = []
+
+    def _count(self, conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(self.HARNESS):
+            self.statements.append(statement)
+
+    def __enter__(self):
+        from sqlalchemy import Engine, event
+
+        self.statements = []
+        event.listen(Engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc):
+        from sqlalchemy import Engine, event
+
+        event.remove(Engine, "before_cursor_execute", self._count)
+
+    @property
+    def n(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries():
+    """``with count_queries() as q: client.get(...)``; then ``q.n`` is the number of statements."""
+    return QueryCount

@@ -11,6 +11,7 @@ from portal.auth import services as accounts
 from portal.auth.models import User
 from portal.auth.queries import get_visible_user_or_404, visible_users
 from portal.core.forms import form_page
+from portal.core.paging import SortKey, cursor_arg, paginate, per_page_arg
 from portal.core.permissions import Permission, Role, requires
 from portal.extensions import db
 from portal.mfa.forms import OrganizationPolicyForm
@@ -19,6 +20,8 @@ from portal.partners.models import Organization, OrganizationKind
 from portal.sso.services import provider_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+BY_ORGANIZATION_NAME = (SortKey(Organization.name, lambda row: row[0].name), SortKey(Organization.id, lambda row: row[0].id))
+BY_USER_NAME = (SortKey(User.full_name, lambda u: u.full_name), SortKey(User.id, lambda u: u.id))
 
 
 @bp.get("/")
@@ -46,11 +49,10 @@ def organizations():
             record(AuditAction.ORGANIZATION_CREATED, actor=current_user, obj=org)
             flash(f"Organization “{org.name}” created. Invite its first partner admin below.", "success")
             return redirect(url_for("admin.organization", org_id=org.public_id))
-    orgs = db.session.execute(
-        select(Organization, func.count(User.id))
-        .outerjoin(User, User.organization_id == Organization.id)
-        .group_by(Organization.id).order_by(Organization.name)).all()
-    return form_page("admin/organizations.html", form, orgs=orgs)
+    page = paginate(select(Organization, func.count(User.id)).outerjoin(User, User.organization_id == Organization.id)
+                    .group_by(Organization.id), BY_ORGANIZATION_NAME, listing="admin-organizations",
+                    cursor=cursor_arg(), per_page=per_page_arg(), scalars=False)
+    return form_page("admin/organizations.html", form, page=page)
 
 
 @bp.get("/organizations/<uuid:org_id>")
@@ -84,8 +86,9 @@ def users():
             else:
                 flash(f"Invitation sent to {user.email}.", "success")
                 return redirect(url_for("admin.users"))
-    all_users = db.session.scalars(visible_users(current_user)).all()
-    return form_page("admin/users.html", form, users=all_users, mfa_ids=users_with_second_factor(all_users))
+    page = paginate(visible_users(current_user), BY_USER_NAME, listing="admin-users", cursor=cursor_arg(),
+                    per_page=per_page_arg())
+    return form_page("admin/users.html", form, page=page, mfa_ids=users_with_second_factor(page.items))
 
 
 @bp.post("/users/<uuid:user_id>/deactivate")

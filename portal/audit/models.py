@@ -9,7 +9,7 @@ HMAC-signed checkpoint. See docs/security.md, "Audit trail".
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.db import UTCDateTime
@@ -21,6 +21,8 @@ BIGINT = BigInteger().with_variant(Integer, "sqlite")
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_events"
+    # A patient's accounting of disclosures, newest first, in index order.
+    __table_args__ = (Index("ix_audit_events_patient_action", "patient_id", "action", "occurred_at", "id"),)
 
     id: Mapped[int] = mapped_column(BIGINT, primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, index=True)

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
 from portal.auth.models import User
 from portal.consent.models import Category, Consent, ConsentStatus
+from portal.core.paging import DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.core.time import practice_today
 from portal.extensions import db
 
@@ -66,8 +67,13 @@ def _expiring(start: date, days: int):
                 Consent.expires_on >= start, Consent.expires_on <= start + timedelta(days=days))
 
 
-def expiring_consents(start: date, days: int = 30) -> list[Consent]:
-    return list(db.session.scalars(select(Consent).where(_expiring(start, days)).order_by(Consent.expires_on)))
+EXPIRING_ORDER = (SortKey(Consent.expires_on, lambda c: c.expires_on), SortKey(Consent.id, lambda c: c.id))
+
+
+def expiring_consents(start: date, days: int = 30, *, cursor: str | None = None,
+                      per_page: int = DEFAULT_PER_PAGE) -> Page[Consent]:
+    return paginate(select(Consent).where(_expiring(start, days)), EXPIRING_ORDER, listing=f"expiring:{days}",
+                    cursor=cursor, per_page=per_page)
 
 
 def expiring_count(start: date, days: int = 30) -> int:

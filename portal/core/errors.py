@@ -98,7 +98,10 @@ def register_errorhandlers(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if exc.code == 403:
             _audit_denied()
-        return error_response(exc.code or 500)
+        # A description written for the user (e.g. paging's BadCursor) is shown; werkzeug's stock ones are not.
+        own = exc.description if exc.description != HTTPException.description and type(exc).__module__.startswith(
+            "portal.") else None
+        return error_response(exc.code or 500, detail=own)
 
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError):

@@ -31,8 +31,19 @@ def days_ago(value: datetime | None) -> str:
     return "today" if days <= 0 else ("yesterday" if days == 1 else f"{days} days ago")
 
 
+def capped(value: int) -> str:
+    """A count made with COUNT_CAP (core/paging.py): "1,000+" beyond it."""
+    from portal.core.paging import COUNT_CAP
+
+    return f"{COUNT_CAP:,}+" if value > COUNT_CAP else f"{value:,}"
+
+
 def register_filters(app: Flask) -> None:
+    from portal.core.paging import page_url
+
+    app.jinja_env.globals["page_url"] = page_url
     app.add_template_filter(local_datetime, "local_datetime")
     app.add_template_filter(local_date, "local_date")
     app.add_template_filter(iso_datetime, "iso_datetime")
     app.add_template_filter(days_ago, "days_ago")
+    app.add_template_filter(capped, "capped")

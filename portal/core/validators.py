@@ -1,5 +1,6 @@
 """Validators shared by forms and (later) the FHIR API."""
 import re
+import uuid
 
 from wtforms.validators import ValidationError
 
@@ -30,3 +31,11 @@ def validate_npi(form, field) -> None:
 
 def strip_filter(value):
     return value.strip() if isinstance(value, str) else value
+
+
+def parse_uuid(value: str | None) -> uuid.UUID | None:
+    """A public id from a form field or query argument; None when it is not one (never an error)."""
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError):
+        return None

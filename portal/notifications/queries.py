@@ -3,10 +3,10 @@ import uuid
 
 from sqlalchemy import func, select
 
+from portal.core.paging import Page, SortKey, paginate
 from portal.extensions import db
 from portal.notifications.models import OutboxMessage, OutboxState
 
-ADMIN_LIST_LIMIT = 200
 
 
 def counts_by_state() -> dict[OutboxState, int]:
@@ -14,10 +14,15 @@ def counts_by_state() -> dict[OutboxState, int]:
     return {state: dict(rows).get(state, 0) for state in OutboxState}
 
 
-def messages_in(state: OutboxState, limit: int = ADMIN_LIST_LIMIT) -> list[OutboxMessage]:
-    order = OutboxMessage.next_attempt_at if state is OutboxState.PENDING else OutboxMessage.id.desc()
-    return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.state == state)
-                                   .order_by(order).limit(limit)))
+# Waiting messages in the order they go out; every other state newest first.
+_NEXT_OUT = (SortKey(OutboxMessage.next_attempt_at, lambda m: m.next_attempt_at), SortKey(OutboxMessage.id, lambda m: m.id))
+_NEWEST = (SortKey(OutboxMessage.id, lambda m: m.id, descending=True),)
+
+
+def messages_in(state: OutboxState, *, cursor: str | None = None, param: str = "cursor") -> Page[OutboxMessage]:
+    keys = _NEXT_OUT if state is OutboxState.PENDING else _NEWEST
+    return paginate(select(OutboxMessage).where(OutboxMessage.state == state), keys, listing=f"outbox:{state.value}",
+                    cursor=cursor, param=param, count=False)
 
 
 def get_message_or_404(public_id: uuid.UUID) -> OutboxMessage:

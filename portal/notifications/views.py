@@ -4,6 +4,7 @@ import uuid
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from portal.core.paging import cursor_arg
 from portal.core.permissions import Permission, requires
 from portal.notifications import queries, services
 from portal.notifications.catalog import categories_for
@@ -29,8 +30,9 @@ def preferences():
 @requires(Permission.OUTBOX_MANAGE)
 def outbox():
     return render_template("notifications/outbox.html", counts=queries.counts_by_state(),
-                           dead=queries.messages_in(OutboxState.DEAD),
-                           pending=queries.messages_in(OutboxState.PENDING))
+                           dead=queries.messages_in(OutboxState.DEAD, cursor=cursor_arg("dead"), param="dead"),
+                           pending=queries.messages_in(OutboxState.PENDING, cursor=cursor_arg("pending"),
+                                                       param="pending"))
 
 
 @bp.post("/admin/outbox/<uuid:message_id>/retry")

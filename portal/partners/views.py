@@ -9,12 +9,13 @@ from portal.audit.services import AuditAction, record_access
 from portal.auth import services as accounts
 from portal.auth.queries import visible_users
 from portal.core.forms import form_page
+from portal.core.paging import Page, cursor_arg, per_page_arg
 from portal.core.permissions import Permission, Role, requires
 from portal.extensions import db
 from portal.partners.forms import PartnerInviteForm
 from portal.referrals.forms import LookupForm
 from portal.referrals.lifecycle import Status
-from portal.referrals.queries import organization_clinicians, partner_referrals
+from portal.referrals.queries import normalise_reference, organization_clinicians, partner_referrals
 
 bp = Blueprint("partners", __name__, url_prefix="/partner")
 
@@ -24,11 +25,17 @@ bp = Blueprint("partners", __name__, url_prefix="/partner")
 def home():
     status = request.args.get("status", "open")
     clinician = request.args.get("clinician", "")
-    referrals = partner_referrals(current_user, status=status, clinician=clinician)
-    if referrals:
-        record_access(AuditAction.PHI_READ, actor=current_user, view="partner_referrals", rows=len(referrals))
-    return render_template("partners/home.html", organization=current_user.organization, referrals=referrals,
-                           status=status, clinician=clinician, statuses=list(Status),
+    search = request.args.get("reference", "").strip()
+    reference = normalise_reference(search) if search else None
+    if search and reference is None:
+        page = Page(items=[], per_page=per_page_arg())
+    else:  # a reference names one referral: look for it whatever its status
+        page = partner_referrals(current_user, status="" if reference else status, clinician=clinician,
+                                 reference=reference, cursor=cursor_arg(), per_page=per_page_arg())
+    if page.items:
+        record_access(AuditAction.PHI_READ, actor=current_user, view="partner_referrals", rows=len(page.items))
+    return render_template("partners/home.html", organization=current_user.organization, page=page,
+                           status=status, clinician=clinician, search=search, statuses=list(Status),
                            clinicians=organization_clinicians(current_user), lookup_form=LookupForm())
 
 

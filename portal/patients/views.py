@@ -12,6 +12,7 @@ from portal.consent import policy
 from portal.consent import services as consents
 from portal.consent.forms import ConsentForm, RevokeForm
 from portal.consent.models import Category, Consent, Method
+from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.phi import documents
 from portal.core.time import practice_today
@@ -165,10 +166,10 @@ def revise_update(update_id: uuid.UUID):
 @bp.get("/staff/approvals")
 @requires(Permission.INTAKE_WORK)
 def approvals():
-    queue = progress.approval_queue(current_user)
-    if queue:
-        record_access(AuditAction.PHI_READ, actor=current_user, view="approval_queue", rows=len(queue))
-    return render_template("patients/approvals.html", queue=queue, decision_form=DecisionForm())
+    page = progress.approval_queue(current_user, cursor=cursor_arg(), per_page=per_page_arg())
+    if page.items:
+        record_access(AuditAction.PHI_READ, actor=current_user, view="approval_queue", rows=len(page.items))
+    return render_template("patients/approvals.html", page=page, decision_form=DecisionForm())
 
 
 @bp.post("/staff/updates/<uuid:update_id>/approve")
@@ -198,9 +199,11 @@ def _decide(update_id: uuid.UUID, approve: bool):
             progress.return_to_author(current_user, item, version, form.note.data)
     except progress.ProgressError as exc:
         flash(str(exc), "error")
-        queue = progress.approval_queue(current_user)
+        page = progress.approval_queue(current_user)
+        if page.items:
+            record_access(AuditAction.PHI_READ, actor=current_user, view="approval_queue", rows=len(page.items))
         conflict = "already handled" in str(exc)
-        return render_template("patients/approvals.html", queue=queue, decision_form=DecisionForm()), 409 if conflict else 422
+        return render_template("patients/approvals.html", page=page, decision_form=DecisionForm()), 409 if conflict else 422
     flash("Update released to the referrer." if approve else "Update returned to its author.", "success")
     return redirect(url_for("patients.approvals"))
 
@@ -208,8 +211,10 @@ def _decide(update_id: uuid.UUID, approve: bool):
 @bp.get("/staff/consents/expiring")
 @requires(Permission.INTAKE_WORK)
 def expiring():
-    items = policy.expiring_consents(practice_today(), 30)
-    return render_template("patients/expiring.html", consents=items)
+    page = policy.expiring_consents(practice_today(), 30, cursor=cursor_arg(), per_page=per_page_arg())
+    if page.items:
+        record_access(AuditAction.PHI_READ, actor=current_user, view="expiring_consents", rows=len(page.items))
+    return render_template("patients/expiring.html", page=page)
 
 
 # --- partner ----------------------------------------------------------------------------

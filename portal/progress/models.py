@@ -2,7 +2,7 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer
+from sqlalchemy import Date, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.consent.models import Category
@@ -28,6 +28,7 @@ UPDATE_CATEGORIES = (Category.PROGRESS_NOTES, Category.DISCHARGE_SUMMARY)
 
 class ProgressUpdate(PkMixin, TimestampMixin, db.Model):
     __tablename__ = "progress_updates"
+    __table_args__ = (Index("ix_progress_updates_queue", "state", "submitted_at", "id"),)  # the approvals list
 
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
     # Kept beside the referral so the consent policy joins on it directly.

@@ -11,6 +11,7 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import User
 from portal.consent.models import Category
 from portal.consent.policy import may_see
+from portal.core.paging import DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.core.time import now_utc, practice_today
 from portal.core.urls import external_url
 from portal.extensions import db
@@ -92,9 +93,14 @@ def _awaiting(user: User):
     return (ProgressUpdate.state == UpdateState.PENDING) & (ProgressUpdate.author_id != user.id)
 
 
-def approval_queue(user: User) -> list[ProgressUpdate]:
+APPROVAL_ORDER = (SortKey(ProgressUpdate.submitted_at, lambda u: u.submitted_at),
+                  SortKey(ProgressUpdate.id, lambda u: u.id))
+
+
+def approval_queue(user: User, *, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE) -> Page[ProgressUpdate]:
     """Updates waiting for approval that this user may approve (not their own), oldest first."""
-    return list(db.session.scalars(select(ProgressUpdate).where(_awaiting(user)).order_by(ProgressUpdate.submitted_at)))
+    return paginate(select(ProgressUpdate).where(_awaiting(user)), APPROVAL_ORDER, listing="approvals",
+                    cursor=cursor, per_page=per_page)
 
 
 def approval_count(user: User) -> int:

@@ -9,6 +9,7 @@ from wtforms import SelectChoice
 
 from portal.audit.services import AuditAction, record, record_access
 from portal.core.forms import form_page
+from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_to_utc
 from portal.core.uploads import UploadError
@@ -28,10 +29,10 @@ licensure_bp = Blueprint("licensure", __name__, url_prefix="/admin/licensure")
 @requires(Permission.INTAKE_WORK)
 def queue():
     status = Status(request.args["status"]) if request.args.get("status") in set(Status) else Status.SUBMITTED
-    referrals = queries.intake_queue(current_user, status)
-    if referrals:
-        record_access(AuditAction.PHI_READ, actor=current_user, view="intake_queue", rows=len(referrals))
-    return render_template("intake/queue.html", referrals=referrals, status=status,
+    page = queries.intake_queue(current_user, status, cursor=cursor_arg(), per_page=per_page_arg())
+    if page.items:
+        record_access(AuditAction.PHI_READ, actor=current_user, view="intake_queue", rows=len(page.items))
+    return render_template("intake/queue.html", page=page, status=status,
                            counts=queries.status_counts(current_user), lookup_form=LookupForm())
 
 

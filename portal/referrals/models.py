@@ -4,7 +4,7 @@ import secrets
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Uuid, false
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
@@ -74,6 +74,13 @@ SERVICE_LABELS = {
 
 class Referral(PkMixin, TimestampMixin, db.Model):
     __tablename__ = "referrals"
+    __table_args__ = (
+        # The partner's list and the intake queue's tabs: a range of one organization (or one
+        # status), newest change first, read in index order (keyset pages, core/paging.py).
+        Index("ix_referrals_organization_changed", "organization_id", "status_changed_at", "id"),
+        Index("ix_referrals_status_changed", "status", "status_changed_at", "id"),
+        Index("ix_referrals_organization_updated", "organization_id", "updated_at", "public_id"),  # FHIR Task search
+    )
 
     reference: Mapped[str] = mapped_column(String(12), unique=True, default=new_reference)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)

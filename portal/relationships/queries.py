@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import case, false, func, select
 
 from portal.auth.models import User
+from portal.core.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, SortKey, paginate
 from portal.core.permissions import Role
 from portal.core.time import now_utc, practice_day_start, practice_zone
 from portal.extensions import db
@@ -117,13 +118,42 @@ class PartnerRow:
         return "down" if self.referrals < self.previous else "flat"
 
 
-def partner_rows(filters: ListFilters, actor: User, today: date) -> list[PartnerRow]:
+def _window_counts_subquery(today: date):
+    """Per organization: referrals in the last 90 days, and in the 90 days before (as in referral_window_counts)."""
+    org_col, at = _referral_columns()
+    end = practice_day_start(today + timedelta(days=1))
+    middle = end - timedelta(days=WINDOW_DAYS)
+    start = middle - timedelta(days=WINDOW_DAYS)
+    return (select(org_col.label("organization_id"), func.sum(case((at >= middle, 1), else_=0)).label("current"),
+                   func.sum(case((at < middle, 1), else_=0)).label("previous"))
+            .where(at >= start, at < end).group_by(org_col).subquery())
+
+
+def _nullable_key(expression, value_of, empty, descending: bool) -> list[SortKey]:
+    """Empty values last in either direction: sort on "is empty" first, then on the value."""
+    def value(row):
+        found = value_of(row)
+        return empty if found is None else found
+
+    return [SortKey(case((expression.is_(None), 1), else_=0), lambda row: 1 if value_of(row) is None else 0),
+            SortKey(func.coalesce(expression, empty), value, descending=descending)]
+
+
+def partner_page(filters: ListFilters, actor: User, today: date, *, cursor: str | None = None,
+                 per_page: int = DEFAULT_PER_PAGE) -> Page[PartnerRow]:
+    """One page of the partner list, filtered and sorted in SQL (empty values last), name as the tie-break."""
     last = (select(Touchpoint.organization_id, func.max(Touchpoint.occurred_on).label("last"))
             .group_by(Touchpoint.organization_id).subquery())
-    query = (select(Organization, User, last.c.last)
+    counts = _window_counts_subquery(today) if filters.sort == "referrals" else None
+    columns = [Organization, User, last.c.last]
+    if counts is not None:
+        columns += [func.coalesce(counts.c.current, 0), func.coalesce(counts.c.previous, 0)]
+    query = (select(*columns)
              .outerjoin(RelationshipOwner, RelationshipOwner.organization_id == Organization.id)
              .outerjoin(User, User.id == RelationshipOwner.owner_id)
              .outerjoin(last, last.c.organization_id == Organization.id))
+    if counts is not None:
+        query = query.outerjoin(counts, counts.c.organization_id == Organization.id)
     if filters.kind:
         query = query.where(Organization.kind == OrganizationKind(filters.kind))
     if filters.status:
@@ -137,30 +167,36 @@ def partner_rows(filters: ListFilters, actor: User, today: date) -> list[Partner
     elif filters.owner:
         owner_id = _uuid_or_none(filters.owner)
         query = query.where(User.public_id == owner_id) if owner_id else query.where(false())
-    rows = db.session.execute(query).all()
-    counts = referral_window_counts([org.id for org, _, _ in rows], today)
-    result = [PartnerRow(org, owner, last_on, *counts.get(org.id, (0, 0))) for org, owner, last_on in rows]
-    return sort_rows(result, filters.sort, filters.descending)
+    down = filters.descending
+    by_name = [SortKey(func.lower(Organization.name), lambda row: row[0].name.lower()),
+               SortKey(Organization.id, lambda row: row[0].id)]
+    first = {
+        "name": [SortKey(func.lower(Organization.name), lambda row: row[0].name.lower(), descending=down)],
+        "kind": [SortKey(Organization.kind, lambda row: row[0].kind, descending=down)],
+        "status": [SortKey(Organization.relationship_status, lambda row: row[0].relationship_status,
+                           descending=down)],
+        "owner": _nullable_key(func.lower(User.full_name), lambda row: row[1] and row[1].full_name.lower(), "", down),
+        "last_touchpoint": _nullable_key(last.c.last, lambda row: row[2], date(1, 1, 1), down),
+        "next_check_in": _nullable_key(Organization.next_check_in, lambda row: row[0].next_check_in, date(1, 1, 1),
+                                       down),
+        "referrals": [SortKey(func.coalesce(counts.c.current, 0), lambda row: row[3], descending=down)]
+        if counts is not None else [],
+    }[filters.sort]
+    listing = f"partners:{filters.sort}:{'desc' if down else 'asc'}"
+    page = paginate(query, first + by_name, listing=listing, cursor=cursor, per_page=per_page, scalars=False)
+    if counts is None:
+        window = referral_window_counts([row[0].id for row in page.items], today)
+        page.items = [PartnerRow(org, owner, last_on, *window.get(org.id, (0, 0)))
+                      for org, owner, last_on in page.items]
+    else:
+        page.items = [PartnerRow(org, owner, last_on, current, previous)
+                      for org, owner, last_on, current, previous in page.items]
+    return page
 
 
-_SORT_KEYS = {
-    "name": lambda r: r.organization.name.lower(),
-    "kind": lambda r: r.organization.kind.label,
-    "status": lambda r: r.organization.relationship_status.value,
-    "owner": lambda r: r.owner.full_name.lower() if r.owner else None,
-    "last_touchpoint": lambda r: r.last_touchpoint,
-    "next_check_in": lambda r: r.organization.next_check_in,
-    "referrals": lambda r: r.referrals,
-}
-
-
-def sort_rows(rows: list[PartnerRow], sort: str, descending: bool) -> list[PartnerRow]:
-    """Sort by one column, name as the tie-break; empty values always last."""
-    key = _SORT_KEYS[sort]
-    rows = sorted(rows, key=_SORT_KEYS["name"])
-    present = [r for r in rows if key(r) is not None]
-    missing = [r for r in rows if key(r) is None]
-    return sorted(present, key=key, reverse=descending) + missing
+def partner_rows(filters: ListFilters, actor: User, today: date) -> list[PartnerRow]:
+    """The first hundred rows of the partner list (the page shows 25 at a time: partner_page)."""
+    return partner_page(filters, actor, today, per_page=MAX_PER_PAGE).items
 
 
 def staff_members() -> list[User]:

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user
 
 from portal.core.charts import BarChart
+from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_today
 from portal.outcomes.reports import DateRange, partner_report
@@ -23,8 +24,8 @@ learning_bp = Blueprint("learning", __name__, url_prefix="/partner/learning")
 def organizations():
     filters = queries.ListFilters.from_args(request.args)
     today = practice_today()
-    rows = queries.partner_rows(filters, current_user, today)
-    return render_template("relationships/organizations.html", rows=rows, filters=filters, today=today,
+    page = queries.partner_page(filters, current_user, today, cursor=cursor_arg(), per_page=per_page_arg())
+    return render_template("relationships/organizations.html", page=page, filters=filters, today=today,
                            kinds=list(OrganizationKind), statuses=list(RelationshipStatus),
                            staff=queries.staff_members(), import_form=forms.ImportForm())
 

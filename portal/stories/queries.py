@@ -2,10 +2,11 @@
 import uuid
 
 from flask import abort
-from sqlalchemy import ColumnElement, Select, and_, exists, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, select
 
 from portal.auth.models import User
 from portal.consent.policy import publication_permitted
+from portal.core.paging import DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.extensions import db
 from portal.referrals.models import Referral
 from portal.stories.models import Condition, Story, StoryState
@@ -21,14 +22,19 @@ def referred_by(user: User) -> ColumnElement[bool]:
                                             Referral.organization_id == user.organization_id))
 
 
-def published_stories(user: User, condition: Condition | None = None) -> list[tuple[Story, bool]]:
+def published_stories(user: User, condition: Condition | None = None, *, cursor: str | None = None,
+                      per_page: int = DEFAULT_PER_PAGE) -> Page[tuple[Story, bool]]:
     """(story, referred by the user's organization), those first, then newest first."""
-    mine = referred_by(user).label("mine")
+    mine = case((referred_by(user), 1), else_=0)
     query: Select = select(Story, mine).where(is_visible())
     if condition is not None:
         query = query.where(Story.condition == condition)
-    return [(story, bool(flag)) for story, flag in
-            db.session.execute(query.order_by(mine.desc(), Story.published_at.desc(), Story.id.desc()))]
+    keys = (SortKey(mine, lambda row: row[1], descending=True),
+            SortKey(Story.published_at, lambda row: row[0].published_at, descending=True),
+            SortKey(Story.id, lambda row: row[0].id, descending=True))
+    page = paginate(query, keys, listing=f"stories:{condition or ''}", cursor=cursor, per_page=per_page, scalars=False)
+    page.items = [(story, bool(flag)) for story, flag in page.items]
+    return page
 
 
 def get_published_or_404(user: User, public_id: uuid.UUID) -> tuple[Story, bool]:
@@ -38,10 +44,14 @@ def get_published_or_404(user: User, public_id: uuid.UUID) -> tuple[Story, bool]
     return row[0], bool(row[1])
 
 
-def staff_stories() -> list[tuple[Story, bool]]:
-    """Every story with whether partners can see it right now."""
-    return [(story, bool(visible)) for story, visible in db.session.execute(
-        select(Story, is_visible()).order_by(Story.updated_at.desc(), Story.id.desc()))]
+def staff_stories(*, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE) -> Page[tuple[Story, bool]]:
+    """Every story with whether partners can see it right now, last changed first."""
+    keys = (SortKey(Story.updated_at, lambda row: row[0].updated_at, descending=True),
+            SortKey(Story.id, lambda row: row[0].id, descending=True))
+    page = paginate(select(Story, is_visible()), keys, listing="staff-stories", cursor=cursor, per_page=per_page,
+                    scalars=False)
+    page.items = [(story, bool(visible)) for story, visible in page.items]
+    return page
 
 
 def get_story_or_404(public_id: uuid.UUID) -> Story:

@@ -6,6 +6,7 @@ from flask_login import current_user
 
 from portal.audit.services import AuditAction, record_access
 from portal.core.forms import form_page
+from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.patients.queries import get_patient_or_404
 from portal.stories import queries, services
@@ -21,7 +22,7 @@ bp = Blueprint("stories", __name__)
 @bp.get("/staff/stories")
 @requires(Permission.STORIES_WRITE)
 def index():
-    return render_template("stories/index.html", stories=queries.staff_stories())
+    return render_template("stories/index.html", page=queries.staff_stories(cursor=cursor_arg(), per_page=per_page_arg()))
 
 
 @bp.route("/staff/patients/<uuid:patient_id>/stories/new", methods=["GET", "POST"])
@@ -104,7 +105,8 @@ def browse():
     chosen = request.args.get("condition", "")
     condition = Condition(chosen) if chosen in set(Condition) else None
     return render_template("stories/browse.html", form=form, condition=condition,
-                           stories=queries.published_stories(current_user, condition))
+                           page=queries.published_stories(current_user, condition, cursor=cursor_arg(),
+                                                          per_page=per_page_arg()))
 
 
 @bp.get("/partner/stories/<uuid:story_id>")
