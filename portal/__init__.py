@@ -36,7 +36,7 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from portal.core import phi
+    from portal.core import phi, ratelimit  # noqa: F401  (ratelimit registers the portal+sqlite:// storage)
     from portal.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)

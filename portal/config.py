@@ -21,7 +21,9 @@ DEFAULTS = {
     "PORTAL_NAME": "Riverbend Physical Therapy",
     "PORTAL_BASE_URL": "http://127.0.0.1:5000",
     "DATABASE_URL": None,  # filled with instance/portal.db when unset
-    "RATELIMIT_STORAGE_URI": "memory://",
+    # None: counters in instance/ratelimit.db, shared by the workers of one host (core/ratelimit.py);
+    # several hosts share redis://... instead.
+    "RATELIMIT_STORAGE_URI": None,
     "LOGIN_RATE_LIMIT": "10 per minute",
     "LOGIN_MAX_FAILURES": 10,
     "LOGIN_LOCKOUT_MINUTES": 15,
@@ -105,6 +107,7 @@ def load_config(app, test_config: dict | None = None) -> None:
     cfg["DATABASE_URL"] = cfg["DATABASE_URL"] or f"sqlite:///{instance / 'portal.db'}"
     cfg["PHI_KEYRING_PATH"] = cfg["PHI_KEYRING_PATH"] or str(instance / "keyring.bin")
     cfg["UPLOAD_DIR"] = cfg["UPLOAD_DIR"] or str(instance / "uploads")
+    cfg["RATELIMIT_STORAGE_URI"] = cfg["RATELIMIT_STORAGE_URI"] or f"portal+sqlite://{instance.resolve()}/ratelimit.db"
     cfg["OUTBOX_SINK_DIR"] = cfg["OUTBOX_SINK_DIR"] or str(instance / "outbox")
     if cfg["SMTP_SECURITY"] not in ("none", "starttls", "tls"):
         raise ConfigError("SMTP_SECURITY must be none, starttls or tls")

@@ -23,8 +23,15 @@ def _hammer(app, n=4):
 
 
 def test_login_is_throttled_in_memory(limited_app):
-    codes = _hammer(limited_app())
+    codes = _hammer(limited_app(RATELIMIT_STORAGE_URI="memory://"))
     assert codes == [401, 401, 401, 429]
+
+
+def test_by_default_the_limit_holds_across_the_workers_of_a_host(limited_app):
+    """Two app instances are two gunicorn workers: the counters live in instance/ratelimit.db."""
+    first, second = limited_app(), limited_app()
+    assert first.config["RATELIMIT_STORAGE_URI"].startswith("portal+sqlite:///")
+    assert _hammer(first, 2) + _hammer(second, 2) == [401, 401, 401, 429]
 
 
 def test_throttled_response_is_friendly(limited_app):
@@ -54,3 +61,17 @@ def test_login_is_throttled_in_redis(limited_app):
     keys = r.keys(f"*{prefix}*")
     assert keys, "the counters live in Redis, shared by every worker and host"
     r.delete(*keys)
+
+
+def test_two_processes_share_one_count(tmp_path):
+    """What two gunicorn workers do: each opens the counter file; both see every attempt."""
+    from portal.core.ratelimit import SqliteCounterStorage
+
+    uri = f"portal+sqlite://{tmp_path}/ratelimit.db"
+    first, second = SqliteCounterStorage(uri), SqliteCounterStorage(uri)
+    assert [first.incr("login/1.2.3.4", 60), second.incr("login/1.2.3.4", 60), first.incr("login/1.2.3.4", 60)] \
+        == [1, 2, 3]
+    assert second.get("login/1.2.3.4") == 3 and second.get_expiry("login/1.2.3.4") > 0
+    assert [first.incr("over", 0), second.incr("over", 0)] == [1, 1]  # a window that is over starts again
+    second.clear("login/1.2.3.4")
+    assert first.get("login/1.2.3.4") == 0 and first.check()
