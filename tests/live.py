@@ -87,9 +87,9 @@ def serve(tmp: Path, name: str, **overrides):
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(portal.base + "/healthz", timeout=2).status_code == 200:
+                if requests.get(portal.base + "/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or its workers still booting
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not start:\n" + log.read_text()[-3000:])
