@@ -133,6 +133,9 @@ def load_config(app, test_config: dict | None = None) -> None:
         SESSION_COOKIE_NAME="portal_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # The cookie holds only the session token; idle and absolute timeouts live in its row, so the
+        # cookie is not re-signed and re-sent on every response (only when its content changes).
+        SESSION_REFRESH_EACH_REQUEST=False,
         SESSION_COOKIE_SECURE=cfg.get("SESSION_COOKIE_SECURE", not is_dev and env != "test"),
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,  # the CSRF token lives as long as the session does

@@ -77,11 +77,13 @@ class BearerScope(str):
 _ATTR = "required_permission"
 
 
+def can_sign_in(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active)
+
+
 def can(user, permission: Permission) -> bool:
     """The one question both templates and views ask."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    return permission in GRANTS[Role(user.role)]
+    return can_sign_in(user) and permission in GRANTS[Role(user.role)]
 
 
 def requires(permission: Permission) -> Callable:
@@ -116,7 +118,15 @@ def register_permission_checks(app: Flask) -> None:
     missing = undeclared_endpoints(app)
     if missing:
         raise RuntimeError(f"endpoints without a declared permission: {', '.join(missing)}")
-    app.jinja_env.globals.update(can=lambda perm: can(current_user, perm), Permission=Permission)
+    app.jinja_env.globals.update(Permission=Permission)
+
+    @app.context_processor
+    def permissions_of_the_user():
+        """Templates ask ``can(Permission.X)`` the same question as the views, answered from the
+        user's grants looked up once per page (a page asks it twenty times for the navigation)."""
+        user = current_user._get_current_object()
+        granted = GRANTS[Role(user.role)] if can_sign_in(user) else frozenset()
+        return {"can": granted.__contains__}
 
     @app.before_request
     def enforce_declared_permission():
