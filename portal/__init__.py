@@ -25,6 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_templates(app)
     register_security(app)
     register_errorhandlers(app)
+    register_signals(app)
     register_commands(app)
     return app
 
@@ -88,6 +89,14 @@ def register_templates(app: Flask) -> None:
     from portal.core.formatting import register_filters
 
     register_filters(app)
+
+
+def register_signals(app: Flask) -> None:
+    """Who listens to what: one feature (or core) sends, another reacts, neither imports the other."""
+    from portal.audit.services import record_denied
+    from portal.core.signals import access_denied
+
+    access_denied.connect(record_denied)
 
 
 def register_errorhandlers(app: Flask) -> None:

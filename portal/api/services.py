@@ -4,13 +4,14 @@ import json
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from portal.core.errors import UserError
 from portal.api.models import ApiClient
 from portal.api.smart import SCOPES, url_allowed
 from portal.audit.services import AuditAction, record
 from portal.extensions import db
 
 
-class ApiClientError(ValueError):
+class ApiClientError(UserError):
     """A refusal safe to show on the admin page."""
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import and_, func, or_, select
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from portal.api import queries, search
-from portal.api.fhir import FhirError, capability, fhir_response, intake, issue, operation_outcome, resources
+from portal.api.fhir import (FhirError, capability, fhir_response, http_outcome, intake, issue, operation_outcome,
+                              resources)
 from portal.api.fhir.searchparams import SEARCH_PARAMS
 from portal.api.search import SearchError, UnsupportedParameters
 from portal.api.smart import ClientActor, authorization_server, current_client, requires_scope
@@ -20,6 +21,7 @@ from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
 from portal.consent.models import Category, Consent
 from portal.core.unit_of_work import reads_first
+from portal.core.errors import register_error_renderer
 from portal.core.paging import COUNT_CAP
 from portal.core.permissions import public
 from portal.core.uploads import UploadError
@@ -287,3 +289,4 @@ def _init_authorization_server(state):
     from portal.api.smart import init_app
 
     init_app(state.app)
+    register_error_renderer("/fhir", http_outcome)  # FHIR clients get an OperationOutcome for every error

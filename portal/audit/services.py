@@ -141,3 +141,8 @@ def record_access(
     shows_phi = patient_id is not None or action in SHOWS_PHI
     if not side_insert(AuditEvent.__table__, row, shows_phi=shows_phi):
         db.session.add(event)  # no request: the command or job commits it with its own work
+
+
+def record_denied(app, *, actor, endpoint: str) -> None:
+    """A request refused with 403 (portal.core.signals.access_denied): kept although the request fails."""
+    record_access(AuditAction.PERMISSION_DENIED, actor=actor, endpoint=endpoint)

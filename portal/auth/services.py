@@ -10,6 +10,7 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import AccountToken, TokenPurpose, User, token_digest
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
 from portal.auth.sessions import end_all_sessions
+from portal.core.errors import UserError
 from portal.core.unit_of_work import keep_writes_on_error
 from portal.core.formatting import local_datetime
 from portal.core.permissions import Role
@@ -20,7 +21,7 @@ from portal.mfa.services import revoke_all_devices
 from portal.notifications.services import enqueue
 
 
-class AccountError(ValueError):
+class AccountError(UserError):
     """A user-facing refusal; the message is safe to show."""
 
 

@@ -7,14 +7,19 @@ from sqlalchemy import func, select
 from portal.audit.services import AuditAction, record
 from portal.auth.models import User
 from portal.consent.models import Category, Consent, ConsentStatus, Method
+from portal.core.errors import Conflict, UserError
 from portal.core import uploads
 from portal.extensions import db
 from portal.partners.models import Organization
 from portal.patients.models import Patient
 
 
-class ConsentError(ValueError):
+class ConsentError(UserError):
     """A user-facing refusal; safe to show."""
+
+
+class ConsentConflict(ConsentError, Conflict):
+    """Someone else changed it first: 409, reload and try again."""
 
 
 def record_consent(actor: User, patient: Patient, *, organization: Organization, clinician: User | None,
@@ -54,7 +59,7 @@ def revoke(actor: User, consent: Consent, reason: str) -> Consent:
         raise ConsentError("Give the reason for the revocation.")
     newest = db.session.scalar(select(func.max(Consent.version)).where(Consent.consent_key == consent.consent_key))
     if consent.version != newest:
-        raise ConsentError("This consent has changed since you opened it. Reload and try again.")
+        raise ConsentConflict("This consent has changed since you opened it. Reload and try again.")
     if consent.status is ConsentStatus.REVOKED:
         raise ConsentError("This consent is already revoked.")
     copied = {c.key: getattr(consent, c.key) for c in Consent.__table__.columns

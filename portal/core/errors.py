@@ -1,11 +1,58 @@
-"""Friendly error pages (HTML) and JSON errors under the API prefixes. No traces, no PHI."""
-from flask import Flask, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+"""The portal's errors, and their answers: friendly pages, JSON, or what an API registers.
+
+Services raise a :class:`PortalError` of the right kind; nothing inspects an error's wording.
+A view that can show the message beside a form catches :class:`UserError` (its ``status`` is
+422, or 409 for a :class:`Conflict`); any other PortalError is answered here, once, with its
+status: as a page, as JSON under ``/api/``, or by the renderer an API registered for its prefix
+(the FHIR API answers OperationOutcomes). No traces, no PHI.
+"""
+from collections.abc import Callable
+
+from flask import Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from portal.core.signals import access_denied
 from portal.extensions import db
+
+
+class PortalError(Exception):
+    """A refusal the portal explains to the user: ``message`` is safe to show (never PHI)."""
+
+    status = 500
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field  # the form field the message belongs to, when there is one
+
+
+class UserError(PortalError):
+    """Something the user can put right (a missing reason, a date out of range): 422."""
+
+    status = 422
+
+
+class Conflict(UserError):
+    """Someone else changed it first (a stale version, an update already handled): 409, reload and retry."""
+
+    status = 409
+
+
+class NotFound(PortalError):
+    status = 404
+
+
+class Forbidden(PortalError):
+    status = 403
+
+
+class Busy(PortalError):
+    """The portal cannot do it right now (a lock held too long, a server away): 503, try again."""
+
+    status = 503
 
 API_PREFIXES = ("/api/", "/fhir/")
 
@@ -57,19 +104,34 @@ def database_failure_response(exc: DBAPIError):
     return current_app.make_response(error_response(500))
 
 
+# An API answers errors under its prefix in its own format (the FHIR API: OperationOutcome).
+_RENDERERS: dict[str, Callable[[int, str], Response]] = {}
+
+
+def register_error_renderer(prefix: str, renderer: Callable[[int, str], Response]) -> None:
+    """``renderer(status, diagnostics)`` answers every error under ``prefix`` (and ``prefix`` itself)."""
+    _RENDERERS[prefix.rstrip("/")] = renderer
+
+
+def _renderer_for(path: str):
+    for prefix, renderer in _RENDERERS.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return renderer
+    return None
+
+
 def wants_json() -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
 def error_response(code: int, title: str | None = None, detail: str | None = None):
-    """An error page, JSON error or OperationOutcome. A 5xx never touches the database: its page
+    """An error page, JSON error or an API's own answer. A 5xx never touches the database: its page
     is rendered without the signed-in user's navigation (the database may be what failed)."""
     default_title, text = MESSAGES.get(code, MESSAGES[500] if code >= 500 else MESSAGES[400])
     title = title or default_title
-    if request.path == "/fhir" or request.path.startswith("/fhir/"):
-        from portal.api.fhir import http_outcome  # FHIR clients expect an OperationOutcome
-
-        return http_outcome(code, detail or f"{title}. {text}")
+    renderer = _renderer_for(request.path)
+    if renderer is not None:
+        return renderer(code, detail or f"{title}. {text}")
     if wants_json():
         return jsonify(error={"status": code, "title": title, "detail": detail or text}), code
     return render_template("errors/error.html", code=code, title=title, text=detail or text,
@@ -94,10 +156,19 @@ def register_errorhandlers(app: Flask) -> None:
         return error_response(400, detail="Your form expired or was sent from elsewhere. "
                                           "Please reload the page and try again.")
 
+    @app.errorhandler(PortalError)
+    def portal_error(exc: PortalError):
+        if exc.status == 403:
+            _denied()
+        response = current_app.make_response(error_response(exc.status, detail=exc.message))
+        if exc.status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if exc.code == 403:
-            _audit_denied()
+            _denied()
         # A description written for the user (e.g. paging's BadCursor) is shown; werkzeug's stock ones are not.
         own = exc.description if exc.description != HTTPException.description and type(exc).__module__.startswith(
             "portal.") else None
@@ -115,9 +186,7 @@ def register_errorhandlers(app: Flask) -> None:
         return error_response(InternalServerError.code)
 
 
-def _audit_denied() -> None:
-    """A refusal is a security event: its record is kept although the request fails."""
-    from portal.audit.services import AuditAction, record_access
-
-    record_access(AuditAction.PERMISSION_DENIED, actor=current_user if current_user.is_authenticated else None,
-                  endpoint=request.endpoint or "-")
+def _denied() -> None:
+    """A refusal is a security event: the audit trail hears of it (portal/audit, through a signal)."""
+    access_denied.send(current_app._get_current_object(),
+                       actor=current_user if current_user.is_authenticated else None, endpoint=request.endpoint or "-")

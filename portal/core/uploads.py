@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
+from portal.core.errors import UserError
 from portal.core.phi import FileTooLargeError, documents
 from portal.extensions import db
 
@@ -27,7 +28,7 @@ DEFAULT_MAX_FILES = 10
 _PENDING_KEY = "phi_new_documents"
 
 
-class UploadError(ValueError):
+class UploadError(UserError):
     """A user-facing reason to refuse an upload; names the file, never its contents."""
 
 

@@ -16,6 +16,7 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import User, token_digest
 from portal.auth.passwords import verify_password
 from portal.auth.sessions import end_all_sessions
+from portal.core.errors import UserError
 from portal.core.unit_of_work import begin_writing, keep_writes_on_error
 from portal.core.formatting import local_datetime
 from portal.core.time import now_utc
@@ -31,7 +32,7 @@ PENDING_ENROLMENT_TTL = timedelta(minutes=30)
 _SEPARATORS = re.compile(r"[\s-]+")
 
 
-class MfaError(ValueError):
+class MfaError(UserError):
     """A user-facing refusal; the message is safe to show."""
 
 

@@ -3,6 +3,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from portal.core.errors import UserError
 from portal.audit.services import AuditAction, record
 from portal.auth.models import User
 from portal.extensions import db
@@ -13,7 +14,7 @@ from portal.referrals.models import Referral
 SCORABLE = frozenset({Status.SCHEDULED, Status.IN_CARE, Status.DISCHARGED, Status.NO_SHOW})
 
 
-class OutcomeError(ValueError):
+class OutcomeError(UserError):
     """A user-facing refusal; the message names fields, never values."""
 
 

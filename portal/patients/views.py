@@ -12,6 +12,7 @@ from portal.consent import policy
 from portal.consent import services as consents
 from portal.consent.forms import ConsentForm, RevokeForm
 from portal.consent.models import Category, Consent, Method
+from portal.core.errors import UserError
 from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.phi import documents
@@ -87,8 +88,8 @@ def record_consent(patient_id: uuid.UUID):
                 categories=[Category(c) for c in form.categories.data], effective_on=form.effective_on.data,
                 expires_on=form.expires_on.data, method=Method(form.method.data), witness=form.witness.data,
                 document=request.files.get(form.document.name))
-        except (consents.ConsentError, UploadError) as exc:
-            form.form_errors.append(str(exc))
+        except UserError as exc:  # the consent's rules, or the signed form's upload
+            form.form_errors.append(exc.message)
         else:
             flash(f"Consent recorded: shared with {org.name}.", "success")
             return redirect(url_for("patients.staff_view", patient_id=patient.public_id))
@@ -105,9 +106,9 @@ def revoke_consent(patient_id: uuid.UUID, consent_id: uuid.UUID):
         if not form.validate_on_submit():
             raise consents.ConsentError("Give the reason for the revocation.")
         consents.revoke(current_user, consent, form.reason.data)
-    except consents.ConsentError as exc:
-        flash(str(exc), "error")
-        return _staff_page(patient, status=422)
+    except UserError as exc:
+        flash(exc.message, "error")
+        return _staff_page(patient, status=exc.status)
     flash("Consent revoked. The referrer no longer sees what it covered.", "success")
     return redirect(url_for("patients.staff_view", patient_id=patient.public_id))
 
@@ -197,13 +198,12 @@ def _decide(update_id: uuid.UUID, approve: bool):
             progress.approve(current_user, item, version)
         else:
             progress.return_to_author(current_user, item, version, form.note.data)
-    except progress.ProgressError as exc:
-        flash(str(exc), "error")
+    except UserError as exc:
+        flash(exc.message, "error")
         page = progress.approval_queue(current_user)
         if page.items:
             record_access(AuditAction.PHI_READ, actor=current_user, view="approval_queue", rows=len(page.items))
-        conflict = "already handled" in str(exc)
-        return render_template("patients/approvals.html", page=page, decision_form=DecisionForm()), 409 if conflict else 422
+        return render_template("patients/approvals.html", page=page, decision_form=DecisionForm()), exc.status
     flash("Update released to the referrer." if approve else "Update returned to its author.", "success")
     return redirect(url_for("patients.approvals"))
 

@@ -11,6 +11,7 @@ from portal.audit.services import AuditAction, record
 from portal.auth.models import User
 from portal.consent.models import Category
 from portal.consent.policy import may_see
+from portal.core.errors import Conflict, UserError
 from portal.core.paging import DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.core.time import now_utc, practice_today
 from portal.core.urls import external_url
@@ -20,8 +21,12 @@ from portal.progress.models import UPDATE_CATEGORIES, ProgressUpdate, UpdateStat
 from portal.referrals.models import Referral
 
 
-class ProgressError(ValueError):
+class ProgressError(UserError):
     """A user-facing refusal; safe to show."""
+
+
+class ProgressConflict(ProgressError, Conflict):
+    """Someone else changed it first: 409, reload and try again."""
 
 
 def write_update(author: User, referral: Referral, visit_date: date, category: Category, body: str,
@@ -64,7 +69,7 @@ def _decide(approver: User, item: ProgressUpdate, expected_version: int, **value
         .values(version=ProgressUpdate.version + 1, updated_at=now_utc(), **values)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        raise ProgressError("Someone else has already handled this update. Reload to see what changed.")
+        raise ProgressConflict("Someone else has already handled this update. Reload to see what changed.")
     db.session.refresh(item)
 
 

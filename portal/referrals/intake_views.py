@@ -8,6 +8,7 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from portal.audit.services import AuditAction, record, record_access
+from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
@@ -66,6 +67,7 @@ def detail(referral_id: uuid.UUID):
 def change_status(referral_id: uuid.UUID):
     referral = queries.get_referral_or_404(current_user, referral_id)
     form = _transition_form(referral)
+    status = 422
     if form.validate_on_submit():
         try:
             services.change_status(
@@ -73,19 +75,15 @@ def change_status(referral_id: uuid.UUID):
                 first_visit_at=_practice_time_to_utc(form.first_visit_at.data),
                 mode=AppointmentMode(form.appointment_mode.data) if form.appointment_mode.data else None,
                 expected_version=_int(request.form.get("version")))
-        except services.ReferralError as exc:
-            form.target.errors.append(str(exc))
+        except UserError as exc:
+            form.target.errors.append(exc.message)
+            status = exc.status  # 409 when someone else changed the referral first
         else:
             flash(f"Referral {referral.reference} is now {referral.status.label.lower()}.", "success")
             return redirect(url_for("intake.detail", referral_id=referral.public_id))
     if not form.errors:
         form.target.errors.append("Choose one of the listed changes.")
-    referral = queries.get_referral_or_404(current_user, referral_id)
-    return _detail_page(referral, transition_form=form, status=409 if _is_conflict(form) else 422)
-
-
-def _is_conflict(form) -> bool:
-    return any("Someone else changed" in e for e in form.target.errors)
+    return _detail_page(referral, transition_form=form, status=status)
 
 
 @bp.post("/<uuid:referral_id>/notes")

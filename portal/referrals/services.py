@@ -12,6 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit.services import AuditAction, record
 from portal.auth.models import User
+from portal.core.errors import Conflict, UserError
 from portal.core.permissions import Role
 from portal.core.time import now_utc
 from portal.core.urls import external_url
@@ -24,8 +25,15 @@ from portal.referrals.models import (AppointmentMode, Attachment, EventKind, Ref
                                      Urgency, VisitPreference)
 
 
-class ReferralError(ValueError):
+CHANGED_MEANWHILE = "Someone else changed this referral a moment ago. Review it and try again."
+
+
+class ReferralError(UserError):
     """A user-facing refusal; the message is safe to show (no PHI)."""
+
+
+class ReferralConflict(ReferralError, Conflict):
+    """Someone else changed it first: 409, reload and try again."""
 
 
 def _link(endpoint: str, referral: Referral) -> str:
@@ -134,7 +142,7 @@ def change_status(actor: User, referral: Referral, target: Status, *, note: str 
                   expected_version: int | None = None) -> None:
     """Move a referral along its lifecycle; illegal or conflicting moves are refused clearly."""
     if expected_version is not None and expected_version != referral.version:
-        raise ReferralError("Someone else changed this referral a moment ago. Review it and try again.")
+        raise ReferralConflict(CHANGED_MEANWHILE)
     try:
         step = transition(referral.status, target)
     except IllegalTransition as exc:
@@ -146,14 +154,14 @@ def change_status(actor: User, referral: Referral, target: Status, *, note: str 
             raise ReferralError("Enter the first visit's date, time and mode.")
         referral.first_visit_at, referral.appointment_mode = first_visit_at, mode
     previous = referral.status
-    referral.status = target
-    referral.status_changed_at = now_utc()
-    _event(referral, actor, EventKind.STATUS, note=note, from_status=previous, to_status=target)
     try:
-        db.session.flush()
+        # A savepoint: losing the race to another writer undoes only this change, not the request.
+        with db.session.begin_nested():
+            referral.status = target
+            referral.status_changed_at = now_utc()
+            _event(referral, actor, EventKind.STATUS, note=note, from_status=previous, to_status=target)
     except StaleDataError:
-        db.session.rollback()
-        raise ReferralError("Someone else changed this referral a moment ago. Review it and try again.") from None
+        raise ReferralConflict(CHANGED_MEANWHILE) from None
     record(AuditAction.REFERRAL_STATUS_CHANGED, actor=actor, obj=referral, patient_id=referral.patient.public_id,
            from_status=previous.value, to_status=target.value)
     recipients = {referral.clinician.email}

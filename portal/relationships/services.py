@@ -12,6 +12,7 @@ from werkzeug.datastructures import FileStorage
 
 from portal.audit.services import AuditAction, record
 from portal.auth.models import User
+from portal.core.errors import UserError
 from portal.core.permissions import Role
 from portal.core.time import now_utc
 from portal.core.uploads import clean_filename
@@ -23,7 +24,7 @@ from portal.relationships.models import (Contact, Event, EventKind, Relationship
                                          Touchpoint, TouchpointKind)
 
 
-class RelationshipError(ValueError):
+class RelationshipError(UserError):
     """A user-facing refusal; the message is safe to show."""
 
 

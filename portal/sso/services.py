@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
+from portal.core.errors import PortalError, UserError
 from portal.core.urls import external_url
 from portal.extensions import db
 from portal.sso import oidc
@@ -30,21 +31,19 @@ NOT_VERIFIED = ("We could not verify the sign-in from your organization's identi
                 "Please try again; if it keeps failing, tell your organization's portal administrator.")
 
 
-class SsoConfigError(ValueError):
+class SsoConfigError(UserError):
     """A configuration problem with one form field; the message is safe to show."""
 
     def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
-class SsoFailure(Exception):
+class SsoFailure(PortalError):
     """A refused sign-in: a message for the person, an HTTP status and an audit reason."""
 
     def __init__(self, reason: str, message: str, status: int = 400):
-        super().__init__(reason)
-        self.reason, self.message, self.status = reason, message, status
+        super().__init__(message)
+        self.reason, self.status = reason, status
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Write, publish and withdraw success stories. Add and flush; the request commits."""
 from portal.audit.services import AuditAction, record, record_access
 from portal.auth.models import User
+from portal.core.errors import UserError
 from portal.core.time import now_utc
 from portal.extensions import db
 from portal.patients.models import Patient
@@ -9,7 +10,7 @@ from portal.stories.models import Condition, Story, StoryState
 from portal.stories.queries import consent_allows_publication
 
 
-class StoryError(ValueError):
+class StoryError(UserError):
     """A user-facing refusal; safe to show (no PHI)."""
 
 

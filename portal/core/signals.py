@@ -1,0 +1,12 @@
+"""Signals: how core tells features, and one feature tells another, that something happened,
+without importing them (dependencies point one way: features -> core). Blinker, as Flask's own.
+
+Connected in ``create_app`` (portal/__init__.py, ``register_signals``), so who listens to what is
+one list in one place.
+"""
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A request was refused with 403 (sender: the app; ``actor``: the signed-in user or None, ``endpoint``).
+access_denied = _signals.signal("access-denied")
