@@ -40,8 +40,8 @@ def _fresh(url: str | None, tmp: Path) -> str:
 
 
 def _setup(app):
-    from portal.auth.passwords import hash_password
-    from portal.auth.models import User
+    from portal.accounts.passwords import hash_password
+    from portal.accounts.models import User
     from portal.core.permissions import Role
     from portal.extensions import db
     from portal.partners.models import Organization, OrganizationKind

@@ -47,7 +47,7 @@ def _load(n: int, extra: int, today: date) -> int:
     """Bulk-load n episodes for the reported organization and ``extra`` for another; returns its id."""
     from sqlalchemy import insert, select
 
-    from portal.auth.models import User
+    from portal.accounts.models import User
     from portal.consent.models import Consent
     from portal.core.permissions import Role
     from portal.extensions import db

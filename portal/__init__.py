@@ -75,7 +75,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_security(app: Flask) -> None:
-    from portal.auth.sessions import register_session_checks
+    from portal.accounts.sessions import register_session_checks
     from portal.core.permissions import register_permission_checks
     from portal.core.security import PortalRequest, register_security_headers
 
@@ -94,9 +94,11 @@ def register_templates(app: Flask) -> None:
 def register_signals(app: Flask) -> None:
     """Who listens to what: one feature (or core) sends, another reacts, neither imports the other."""
     from portal.audit.services import record_denied
-    from portal.core.signals import access_denied
+    from portal.core.signals import access_denied, password_changed
+    from portal.mfa.services import forget_devices_on_password_change
 
     access_denied.connect(record_denied)
+    password_changed.connect(forget_devices_on_password_change)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -63,8 +63,8 @@ def demo_code():
 @click.option("--name", prompt="Full name")
 def create_admin(email: str, name: str):
     """Create the first admin and print a one-time link to set the password."""
-    from portal.auth.models import TokenPurpose, User
-    from portal.auth.services import find_user_by_email, issue_link, normalise_email
+    from portal.accounts.models import TokenPurpose, User
+    from portal.accounts.services import find_user_by_email, issue_link, normalise_email
     from portal.core.permissions import Role
 
     if find_user_by_email(email):

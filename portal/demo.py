@@ -1,8 +1,8 @@
 """Demo data for `make run`: organizations, one login per role, partners of two organizations."""
 from sqlalchemy import func, select
 
-from portal.auth.models import User
-from portal.auth.passwords import hash_password
+from portal.accounts.models import User
+from portal.accounts.passwords import hash_password
 from portal.core.permissions import Role
 from portal.extensions import db
 from portal.mfa.demo import enrol_demo_practice_users

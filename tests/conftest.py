@@ -157,7 +157,7 @@ def sign_in(client, email: str, password: str = factories.PASSWORD):
     gives the next unused code, as a person would. 302 means signed in, or sent to set up."""
     response = client.post("/auth/login", data={"email": email, "password": password})
     if response.status_code == 302 and response.headers["Location"].endswith("/auth/mfa/verify"):
-        from portal.auth.services import find_user_by_email
+        from portal.accounts.services import find_user_by_email
 
         code = factories.next_totp_code(find_user_by_email(email))
         response = client.post("/auth/mfa/verify", data={"code": code})

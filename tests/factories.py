@@ -1,8 +1,8 @@
 """Test factories: plain functions that add and flush, never commit."""
 import itertools
 
-from portal.auth.models import User
-from portal.auth.passwords import hash_password
+from portal.accounts.models import User
+from portal.accounts.passwords import hash_password
 from portal.core.permissions import Role
 from portal.extensions import db
 from portal.partners.models import Organization, OrganizationKind

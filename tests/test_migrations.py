@@ -31,7 +31,7 @@ def test_report_facts_backfill_agrees_with_what_the_app_maintains(database_url, 
 
     from sqlalchemy import func, select
 
-    from portal.auth.models import User
+    from portal.accounts.models import User
     from portal.consent.models import Consent
     from portal.consent.services import revoke
     from portal.core.permissions import Role

@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 
 from portal.admin.forms import AdminInviteForm, OrganizationForm
 from portal.audit.services import AuditAction, record
-from portal.auth import services as accounts
-from portal.auth.models import User
-from portal.auth.queries import get_visible_user_or_404, visible_users
+from portal.accounts import services as accounts
+from portal.accounts.models import User
+from portal.accounts.queries import get_visible_user_or_404, visible_users
 from portal.core.forms import form_page
 from portal.core.paging import SortKey, cursor_arg, paginate, per_page_arg
 from portal.core.permissions import Permission, Role, requires

@@ -18,7 +18,7 @@ from portal.api.fhir.searchparams import SEARCH_PARAMS
 from portal.api.search import SearchError, UnsupportedParameters
 from portal.api.smart import ClientActor, authorization_server, current_client, requires_scope
 from portal.audit.services import AuditAction, record, record_access
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.models import Category, Consent
 from portal.core.unit_of_work import reads_first
 from portal.core.errors import register_error_renderer

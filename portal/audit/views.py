@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
 from portal.audit.services import AuditAction, record_access
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.paging import SortKey, cursor_arg, paginate, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.time import as_utc

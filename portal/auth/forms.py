@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
-from portal.auth.passwords import MAX_LENGTH, password_problems
+from portal.accounts.passwords import MAX_LENGTH, password_problems
 from portal.core.validators import strip_filter
 
 

@@ -6,16 +6,15 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.audit.services import AuditAction, record
-from portal.auth import services
+from portal.accounts import services
 from portal.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
-from portal.auth.models import TokenPurpose, UserSession
-from portal.auth.passwords import verify_password
-from portal.auth.queries import account_security
-from portal.auth.sessions import end_current_session, end_session_by_user, end_sessions_except, start_session
+from portal.accounts.models import TokenPurpose, UserSession
+from portal.accounts.passwords import verify_password
+from portal.accounts.sessions import end_current_session, end_session_by_user, end_sessions_except, start_session
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, public, requires
 from portal.extensions import db, limiter
-from portal.mfa import flow
+from portal.mfa import flow, services as mfa
 from portal.mfa.forms import PasswordConfirmForm
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -125,7 +124,7 @@ def account():
             start_session(user, auth_method=g.user_session.auth_method)
             flash("Your password has been changed. Other sessions were signed out.", "success")
             return redirect(url_for("auth.account"))
-    return form_page("auth/account.html", form, **account_security(current_user),
+    return form_page("auth/account.html", form, **mfa.account_security(current_user),
                      codes_form=PasswordConfirmForm(prefix="codes"), off_form=PasswordConfirmForm(prefix="off"))
 
 

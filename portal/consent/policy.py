@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.models import Category, Consent, ConsentStatus
 from portal.core.paging import DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.core.time import practice_today

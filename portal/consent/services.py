@@ -5,7 +5,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from portal.audit.services import AuditAction, record
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.models import Category, Consent, ConsentStatus, Method
 from portal.core.errors import Conflict, UserError
 from portal.core import uploads

@@ -10,3 +10,6 @@ _signals = Namespace()
 
 #: A request was refused with 403 (sender: the app; ``actor``: the signed-in user or None, ``endpoint``).
 access_denied = _signals.signal("access-denied")
+
+#: A user's password was set or changed (sender: the user). portal/mfa forgets the remembered browsers.
+password_changed = _signals.signal("password-changed")

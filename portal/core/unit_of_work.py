@@ -19,8 +19,8 @@ says up front which kind it is, and both databases follow the same rules:
   user saw nothing); if a side write cannot be stored, the response becomes a 503, so no
   PHI leaves unaudited.
 
-The request commits once, at the end, and only if it answers below 400 (or below 500 for
-security bookkeeping, :func:`keep_writes_on_error`). A commit that fails answers with the
+The request commits once, at the end, and only if it answers below 400; what must outlive a
+refusal (a failed sign-in's count and record) is a side write. A commit that fails answers with the
 portal's own error page: 503 with ``Retry-After`` for a lost lock race or a lost connection.
 """
 from __future__ import annotations
@@ -91,7 +91,6 @@ class _SideWrite:
 class _Unit:
     mode: Mode
     side: list[_SideWrite] = field(default_factory=list)
-    keep_on_error: bool = False
     finished: bool = False
 
 
@@ -115,17 +114,6 @@ def begin_writing() -> None:
     session.rollback()
     unit.mode = Mode.WRITE
     _mode.set(Mode.WRITE)
-
-
-def keep_writes_on_error() -> None:
-    """Commit this request's writes even though it will answer 4xx.
-
-    For security bookkeeping that must outlive a refusal: a failed sign-in's counter
-    and audit event. Only services call it, and only on that path.
-    """
-    unit = g.get("_unit")
-    if unit is not None:
-        unit.keep_on_error = True
 
 
 def side_insert(table: Table, row: dict, *, shows_phi: bool = False) -> bool:
@@ -177,7 +165,7 @@ def finish_request(response: Response) -> Response:
         return response
     unit.finished = True
     status = response.status_code
-    keep = status < 400 or (status < 500 and unit.keep_on_error)
+    keep = status < 400
     side = [w for w in unit.side if status < 500 or not w.shows_phi]
     session = db.session
     try:

@@ -3,7 +3,7 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.policy import expiring_count
 from portal.core.permissions import Permission, Role, public, requires
 from portal.core.time import practice_today

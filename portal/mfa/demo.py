@@ -5,7 +5,7 @@ the current code, so the demo can be tried without a phone.
 """
 from sqlalchemy import select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.permissions import Role
 from portal.core.time import now_utc
 from portal.extensions import db

@@ -15,8 +15,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.audit.services import AuditAction, record
-from portal.auth.models import User, UserSession
-from portal.auth.sessions import start_session
+from portal.accounts.models import User, UserSession
+from portal.accounts.sessions import start_session
 from portal.core.formatting import local_datetime
 from portal.core.time import now_utc
 from portal.extensions import db

@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from portal.auth.passwords import MAX_LENGTH
+from portal.accounts.passwords import MAX_LENGTH
 
 
 def _code_field(label: str, description: str) -> StringField:

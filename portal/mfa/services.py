@@ -12,12 +12,14 @@ from datetime import timedelta
 from flask import current_app, request
 from sqlalchemy import delete, func, or_, select, update
 
-from portal.audit.services import AuditAction, record
-from portal.auth.models import User, token_digest
-from portal.auth.passwords import verify_password
-from portal.auth.sessions import end_all_sessions
+from portal.audit.services import AuditAction, record, record_access
+from portal.accounts.models import User, token_digest
+from portal.accounts.passwords import verify_password
+from portal.accounts import queries as accounts
+from portal.accounts.services import count_failure
+from portal.accounts.sessions import end_all_sessions
 from portal.core.errors import UserError
-from portal.core.unit_of_work import begin_writing, keep_writes_on_error
+from portal.core.unit_of_work import begin_writing
 from portal.core.formatting import local_datetime
 from portal.core.time import now_utc
 from portal.extensions import db
@@ -208,14 +210,11 @@ def _claim_recovery_code(user: User, code: str) -> bool:
 
 
 def _count_failure(user: User, kind: str, reason: str) -> None:
+    """Kept although the request answers 401 (side writes): the failure, its count, a lockout."""
     cfg = current_app.config
-    keep_writes_on_error()
-    record(AuditAction.MFA_FAILED, actor=user, kind=kind, reason=reason)
-    user.mfa_failures += 1
-    if user.mfa_failures >= cfg["MFA_MAX_FAILURES"]:
-        user.locked_until = now_utc() + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-        user.mfa_failures = 0
-        record(AuditAction.LOCKOUT, actor=user, minutes=cfg["LOGIN_LOCKOUT_MINUTES"], reason="second_factor")
+    record_access(AuditAction.MFA_FAILED, actor=user, kind=kind, reason=reason)
+    count_failure(user, User.mfa_failures, cfg["MFA_MAX_FAILURES"], cfg["LOGIN_LOCKOUT_MINUTES"],
+                  reason="second_factor")
 
 
 # --- trusted browsers ---------------------------------------------------------------------
@@ -253,6 +252,11 @@ def trusted_device(user: User, raw: str | None) -> TrustedDevice | None:
 def revoke_device(user: User, device: TrustedDevice) -> None:
     device.revoked_at = now_utc()
     record(AuditAction.DEVICE_REVOKED, actor=user, obj=device)
+
+
+def forget_devices_on_password_change(user: User) -> None:
+    """portal.core.signals.password_changed: a new password forgets every remembered browser."""
+    revoke_all_devices(user)
 
 
 def revoke_all_devices(user: User) -> int:
@@ -308,3 +312,15 @@ def _require_password(user: User, password: str) -> None:
 
 def _notify(user: User, change: str) -> None:
     enqueue(user.email, "mfa_changed", when=local_datetime(now_utc()), change=change)
+
+
+def account_security(user: User) -> dict:
+    """What the account page shows about sign-in: second factor, browsers, sessions."""
+    return {
+        "has_mfa": has_second_factor(user),
+        "mfa_required": policy.mfa_required(user),
+        "recovery_codes_left": remaining_recovery_codes(user),
+        "devices": active_devices(user),
+        "active_sessions": accounts.active_sessions(user),
+        "recent_sign_ins": accounts.recent_sign_ins(user),
+    }

@@ -5,8 +5,8 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, u
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.auth.queries import get_visible_user_or_404
-from portal.auth.sessions import start_session
+from portal.accounts.queries import get_visible_user_or_404
+from portal.accounts.sessions import start_session
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, public, requires
 from portal.extensions import db, limiter

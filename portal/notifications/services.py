@@ -45,12 +45,12 @@ def enqueue(recipient: str, template: str, dedupe_key: str | None = None, **cont
 # --- preferences -------------------------------------------------------------------------
 
 def delivery_mode(recipient: str, category: Category) -> DeliveryMode:
-    from portal.auth.models import User
-
+    # The users table by name: the outbox sits below the accounts feature and must not import it.
+    users = db.metadata.tables["users"]
     mode = db.session.scalar(
         select(NotificationPreference.mode)
-        .join(User, User.id == NotificationPreference.user_id)
-        .where(func.lower(User.email) == recipient.strip().lower(), NotificationPreference.category == category))
+        .join(users, users.c.id == NotificationPreference.user_id)
+        .where(func.lower(users.c.email) == recipient.strip().lower(), NotificationPreference.category == category))
     return mode or DeliveryMode.IMMEDIATELY
 
 

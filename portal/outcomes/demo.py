@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.models import Consent, Method
 from portal.core.permissions import Role
 from portal.core.time import now_utc

@@ -3,7 +3,7 @@ import uuid
 
 from sqlalchemy import Select, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.models import Category
 from portal.consent.policy import permits
 from portal.extensions import db

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from portal.core.errors import UserError
 from portal.audit.services import AuditAction, record
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.extensions import db
 from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, Phase
 from portal.referrals.lifecycle import Status

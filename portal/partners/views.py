@@ -6,8 +6,8 @@ from flask_login import current_user
 
 from portal.admin.views import set_enabled_and_return
 from portal.audit.services import AuditAction, record_access
-from portal.auth import services as accounts
-from portal.auth.queries import visible_users
+from portal.accounts import services as accounts
+from portal.accounts.queries import visible_users
 from portal.core.forms import form_page
 from portal.core.paging import Page, cursor_arg, per_page_arg
 from portal.core.permissions import Permission, Role, requires

@@ -3,7 +3,7 @@ import uuid
 
 from sqlalchemy import exists, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.referrals.models import Referral

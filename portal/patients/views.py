@@ -7,7 +7,7 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from portal.audit.services import AuditAction, record_access
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent import policy
 from portal.consent import services as consents
 from portal.consent.forms import ConsentForm, RevokeForm

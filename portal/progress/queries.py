@@ -1,7 +1,7 @@
 """What a partner may read of progress updates: released, their organization's episode, consented."""
 from sqlalchemy import Select, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.policy import permits
 from portal.progress.models import UPDATE_CATEGORIES, ProgressUpdate, UpdateState
 from portal.referrals.models import Referral

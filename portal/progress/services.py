@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import func, select, update
 
 from portal.audit.services import AuditAction, record
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.models import Category
 from portal.consent.policy import may_see
 from portal.core.errors import Conflict, UserError

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.permissions import Role
 from portal.core.time import now_utc, practice_today
 from portal.extensions import db

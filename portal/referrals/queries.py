@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Select, case, func, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.paging import COUNT_CAP, DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.core.permissions import Role
 from portal.core.validators import parse_uuid

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit.services import AuditAction, record
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.errors import Conflict, UserError
 from portal.core.permissions import Role
 from portal.core.time import now_utc

@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.time import practice_to_utc, practice_today
 from portal.extensions import db
 from portal.partners.models import Organization

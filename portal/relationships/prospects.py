@@ -15,7 +15,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from portal.audit.services import AuditAction, record, record_access
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.permissions import Role
 from portal.core.validators import US_STATES, npi_is_valid
 from portal.extensions import db

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import case, false, func, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, SortKey, paginate
 from portal.core.permissions import Role
 from portal.core.time import now_utc, practice_day_start, practice_zone

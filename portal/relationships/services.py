@@ -11,7 +11,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
 from portal.audit.services import AuditAction, record
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.errors import UserError
 from portal.core.permissions import Role
 from portal.core.time import now_utc

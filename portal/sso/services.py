@@ -15,7 +15,7 @@ from flask import session
 from sqlalchemy import func, select
 
 from portal.audit.services import AuditAction, record, record_access
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.errors import PortalError, UserError
 from portal.core.urls import external_url
 from portal.extensions import db

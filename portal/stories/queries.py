@@ -4,7 +4,7 @@ import uuid
 from flask import abort
 from sqlalchemy import ColumnElement, Select, and_, case, exists, select
 
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.consent.policy import publication_permitted
 from portal.core.paging import DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.extensions import db

@@ -1,6 +1,6 @@
 """Write, publish and withdraw success stories. Add and flush; the request commits."""
 from portal.audit.services import AuditAction, record, record_access
-from portal.auth.models import User
+from portal.accounts.models import User
 from portal.core.errors import UserError
 from portal.core.time import now_utc
 from portal.extensions import db

@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
-from portal.auth.models import UserSession
+from portal.accounts.models import UserSession
 from portal.mfa.models import TrustedDevice
 from tests import factories
 from tests.conftest import sign_in

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from portal.auth.models import AccountToken, User
+from portal.accounts.models import AccountToken, User
 from portal.core.time import now_utc
 from tests import factories
 from tests.conftest import sign_in

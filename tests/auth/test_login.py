@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
-from portal.auth.models import UserSession
+from portal.accounts.models import UserSession
 from portal.auth.views import LOGIN_FAILED
 from portal.core.time import now_utc
 from tests import factories

@@ -1,7 +1,7 @@
 """NIST SP 800-63B password rules."""
 import pytest
 
-from portal.auth.passwords import password_problems
+from portal.accounts.passwords import password_problems
 
 
 @pytest.mark.parametrize("password", [

@@ -100,7 +100,7 @@ def test_two_approvers_at_once_exactly_one_wins(app, database_url, tmp_path):
 
     def approve(approver_id):
         with race_app.app_context(), writing():  # as an approval request runs
-            from portal.auth.models import User
+            from portal.accounts.models import User
 
             # Both start at once. On PostgreSQL both read the update, then the conditional UPDATE
             # decides; on SQLite a write transaction takes the writer lock first (BEGIN IMMEDIATE),

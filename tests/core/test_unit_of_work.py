@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from portal import create_app
 from portal.audit.models import AuditEvent
-from portal.auth.models import UserSession
+from portal.accounts.models import UserSession
 from portal.core import unit_of_work
 from portal.core.permissions import Role
 from portal.partners.models import Organization, OrganizationKind

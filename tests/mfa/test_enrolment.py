@@ -5,7 +5,7 @@ import re
 
 from sqlalchemy import select
 
-from portal.auth.models import UserSession
+from portal.accounts.models import UserSession
 from portal.mfa import totp
 from portal.mfa.models import RecoveryCode, TotpCredential
 from portal.mfa.services import recovery_digest

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
-from portal.auth.models import UserSession
-from portal.auth.passwords import hash_password
+from portal.accounts.models import UserSession
+from portal.accounts.passwords import hash_password
 from portal.core.time import now_utc
 from portal.mfa import services
 from portal.mfa.flow import DEVICE_COOKIE, PENDING_KEY

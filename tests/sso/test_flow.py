@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
-from portal.auth.models import User, UserSession
+from portal.accounts.models import User, UserSession
 from portal.sso.models import OidcProvider
 from tests import factories
 from tests.sso.conftest import DOMAIN, path_of, sign_in_at_provider

@@ -4,20 +4,21 @@ from datetime import timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
-from portal.audit.services import AuditAction, record
-from portal.auth.models import AccountToken, TokenPurpose, User, token_digest
-from portal.auth.passwords import hash_password, needs_rehash, verify_password
-from portal.auth.sessions import end_all_sessions
+from portal.audit.services import AuditAction, record, record_access
+from portal.accounts.models import AccountToken, TokenPurpose, User, token_digest
+from portal.accounts.passwords import hash_password, needs_rehash, verify_password
+from portal.accounts.sessions import end_all_sessions
 from portal.core.errors import UserError
-from portal.core.unit_of_work import keep_writes_on_error
+from portal.core.signals import password_changed
+from portal.core.unit_of_work import side_execute
 from portal.core.formatting import local_datetime
 from portal.core.permissions import Role
 from portal.core.time import now_utc
 from portal.core.urls import external_url
 from portal.extensions import db
-from portal.mfa.services import revoke_all_devices
 from portal.notifications.services import enqueue
 
 
@@ -41,10 +42,8 @@ def authenticate(email: str, password: str) -> User | None:
     """
     user = find_user_by_email(email)
     ok = verify_password(user.password_hash if user else None, password)
-    if user is None or user.is_locked or not user.is_active or not ok:
-        keep_writes_on_error()  # the failure count and audit event outlive the 401
     if user is None:
-        record(AuditAction.LOGIN_FAILED, reason="unknown_account")
+        record_access(AuditAction.LOGIN_FAILED, reason="unknown_account")
         return None
     if user.is_locked or not user.is_active or not ok:
         _count_failure(user, ok)
@@ -58,16 +57,31 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def _count_failure(user: User, password_ok: bool) -> None:
+    """The failure, its count and a lockout outlive the 401: side writes (core/unit_of_work)."""
     cfg = current_app.config
     reason = "locked" if user.is_locked else ("inactive" if not user.is_active else "bad_password")
-    record(AuditAction.LOGIN_FAILED, actor=user, reason=reason)
+    record_access(AuditAction.LOGIN_FAILED, actor=user, reason=reason)
     if reason != "bad_password":
         return
-    user.failed_logins += 1
-    if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
-        user.locked_until = now_utc() + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-        user.failed_logins = 0
-        record(AuditAction.LOCKOUT, actor=user, minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
+    count_failure(user, User.failed_logins, cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_LOCKOUT_MINUTES"])
+
+
+def count_failure(user: User, counter, limit: int, lockout_minutes: int, **detail) -> bool:
+    """One more failure in a row on ``counter`` (wrong passwords, wrong codes); at ``limit`` the account
+    locks and the count starts again. Kept whatever the request answers (a side write), as one
+    atomic UPDATE, so two failures at once both count. Returns whether this one locked the account."""
+    failures = counter + 1
+    until = now_utc() + timedelta(minutes=lockout_minutes)
+    side_execute(update(User).where(User.id == user.id).values({
+        counter: case((failures >= limit, 0), else_=failures),
+        User.locked_until: case((failures >= limit, until), else_=User.locked_until)}))
+    locked = getattr(user, counter.key) + 1 >= limit
+    # The request's own copy of the user follows, without becoming a change of its transaction.
+    set_committed_value(user, counter.key, 0 if locked else getattr(user, counter.key) + 1)
+    if locked:
+        set_committed_value(user, "locked_until", until)
+        record_access(AuditAction.LOCKOUT, actor=user, minutes=lockout_minutes, **detail)
+    return locked
 
 
 # --- one-time links -------------------------------------------------------------------
@@ -128,7 +142,7 @@ def set_password(user: User, new_password: str) -> None:
     user.failed_logins = 0
     user.locked_until = None
     end_all_sessions(user, "password_changed")
-    revoke_all_devices(user)
+    password_changed.send(user)
     record(AuditAction.PASSWORD_CHANGED, actor=user, obj=user)
     if had_password:
         enqueue(user.email, "password_changed", when=local_datetime(now_utc()))

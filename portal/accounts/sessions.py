@@ -12,7 +12,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 
 from portal.audit.services import AuditAction, record, record_access
-from portal.auth.models import User, UserSession, token_digest
+from portal.accounts.models import User, UserSession, token_digest
 from portal.core.time import now_utc
 from portal.core.unit_of_work import side_execute
 from portal.extensions import db, login_manager

@@ -5,11 +5,10 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import Select, select
 
-from portal.auth.models import User, UserSession
+from portal.accounts.models import User, UserSession
 from portal.core.permissions import Role
 from portal.core.time import now_utc
 from portal.extensions import db
-from portal.mfa import policy, services as mfa
 
 
 def visible_users(actor: User) -> Select:
@@ -41,15 +40,3 @@ def active_sessions(user: User) -> list[UserSession]:
 def recent_sign_ins(user: User) -> list[UserSession]:
     return list(db.session.scalars(select(UserSession).where(UserSession.user_id == user.id)
                                    .order_by(UserSession.created_at.desc()).limit(RECENT_SIGN_INS)))
-
-
-def account_security(user: User) -> dict:
-    """What the account page shows about sign-in: second factor, browsers, sessions."""
-    return {
-        "has_mfa": mfa.has_second_factor(user),
-        "mfa_required": policy.mfa_required(user),
-        "recovery_codes_left": mfa.remaining_recovery_codes(user),
-        "devices": mfa.active_devices(user),
-        "active_sessions": active_sessions(user),
-        "recent_sign_ins": recent_sign_ins(user),
-    }
