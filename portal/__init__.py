@@ -50,27 +50,27 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from portal.admin.views import bp as admin_bp
+    from portal.api.admin import bp as api_clients_bp
+    from portal.api.views import bp as fhir_bp
     from portal.auth.views import bp as auth_bp
+    from portal.chart.views import bp as chart_bp
+    from portal.consent.views import bp as consent_bp
     from portal.home.views import bp as home_bp
     from portal.mfa.views import bp as mfa_bp
     from portal.notifications.views import bp as notifications_bp
+    from portal.outcomes.views import bp as outcomes_bp
     from portal.partners.views import bp as partners_bp
+    from portal.progress.views import bp as progress_bp
     from portal.referrals.intake_views import bp as intake_bp, licensure_bp
     from portal.referrals.views import bp as referrals_bp
     from portal.relationships.views import bp as relationships_bp, learning_bp
-    from portal.patients.views import bp as patients_bp
-    from portal.audit.views import bp as audit_bp
     from portal.sso.views import bp as sso_bp
-    from portal.outcomes.views import bp as outcomes_bp
     from portal.stories.views import bp as stories_bp
 
     for bp in (auth_bp, mfa_bp, sso_bp, home_bp, admin_bp, partners_bp, referrals_bp, intake_bp, licensure_bp,
-               patients_bp, audit_bp, notifications_bp, relationships_bp, learning_bp, outcomes_bp, stories_bp):
+               chart_bp, consent_bp, progress_bp, notifications_bp, relationships_bp, learning_bp, outcomes_bp,
+               stories_bp, api_clients_bp):
         app.register_blueprint(bp)
-    from portal.api.admin import bp as api_clients_bp
-    from portal.api.views import bp as fhir_bp
-
-    app.register_blueprint(api_clients_bp)
     app.register_blueprint(fhir_bp)  # FHIR API and SMART discovery (bearer tokens; CSRF-exempt)
 
 

@@ -3,6 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
+from portal.accounts.forms import InviteForm
 from portal.core.permissions import Role
 from portal.core.validators import US_STATES, strip_filter, validate_npi
 from portal.partners.models import OrganizationKind
@@ -17,18 +18,6 @@ class OrganizationForm(FlaskForm):
                            validators=[Optional()])
     npi = StringField("Organization NPI", validators=[Optional(), validate_npi], filters=[strip_filter])
     submit = SubmitField("Create organization")
-
-
-class InviteForm(FlaskForm):
-    full_name = StringField("Full name", validators=[DataRequired(), Length(max=200)], filters=[strip_filter])
-    email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)], filters=[strip_filter])
-    role = SelectField("Role", validators=[DataRequired()])
-    npi = StringField("NPI (clinicians)", validators=[Optional(), validate_npi], filters=[strip_filter])
-    submit = SubmitField("Send invitation")
-
-    def __init__(self, roles: list[Role], *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.role.choices = [SelectChoice(r.value, r.label) for r in roles]
 
 
 class AdminInviteForm(InviteForm):

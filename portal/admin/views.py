@@ -1,15 +1,19 @@
 """Practice administration: organizations and user accounts."""
 import uuid
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from portal.admin import audit as audit_viewer
 from portal.admin.forms import AdminInviteForm, OrganizationForm
-from portal.audit.services import AuditAction, record
+from portal.audit.models import AuditEvent
+from portal.audit.services import AuditAction, record, record_access
 from portal.accounts import services as accounts
 from portal.accounts.models import User
+from portal.accounts.views import set_enabled_and_return
 from portal.accounts.queries import get_visible_user_or_404, visible_users
+from portal.core.csv import csv_download
 from portal.core.forms import form_page
 from portal.core.paging import SortKey, cursor_arg, paginate, per_page_arg
 from portal.core.permissions import Permission, Role, requires
@@ -103,17 +107,6 @@ def reactivate_user(user_id: uuid.UUID):
     return set_enabled_and_return(user_id, True, "admin.users")
 
 
-def set_enabled_and_return(user_id: uuid.UUID, enabled: bool, back: str):
-    """Shared by admins and partner admins; the scoped query decides who is reachable."""
-    user = get_visible_user_or_404(current_user, user_id)
-    try:
-        accounts.set_enabled(current_user, user, enabled)
-        flash(f"{user.full_name} is now {'active' if enabled else 'deactivated'}.", "success")
-    except accounts.AccountError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for(back))
-
-
 def _invite_form(**defaults) -> AdminInviteForm:
     orgs = db.session.scalars(select(Organization).order_by(Organization.name)).all()
     return AdminInviteForm(orgs, **defaults)
@@ -124,3 +117,22 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+# --- the audit trail -----------------------------------------------------------------------
+
+NEWEST_FIRST = (SortKey(AuditEvent.id, lambda row: row[0].id, descending=True),)
+
+
+@bp.get("/audit")
+@requires(Permission.AUDIT_REVIEW)
+def audit():
+    query, filters = audit_viewer.filtered_events(request.args)
+    if request.args.get("format") == "csv":
+        record_access(AuditAction.AUDIT_EXPORTED, actor=current_user,
+                      **{f"filter_{k}": v for k, v in filters.items() if v})
+        return csv_download("audit", ["id", "seq", "time", "actor", "action", "object_type", "object_id",
+                                      "patient_id", "request_id", "ip"], audit_viewer.csv_rows(query))
+    page = paginate(query, NEWEST_FIRST, listing="audit", cursor=cursor_arg(), per_page=per_page_arg(),
+                    scalars=False)
+    return render_template("admin/audit.html", page=page, filters=filters, actions=sorted(a.value for a in AuditAction))

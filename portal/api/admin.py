@@ -10,6 +10,7 @@ from portal.api import services
 from portal.api.forms import EditApiClientForm, NewApiClientForm
 from portal.api.models import ApiClient
 from portal.api.smart import token_endpoint_url
+from portal.core.forms import form_status
 from portal.core.permissions import Permission, requires
 from portal.extensions import db
 from portal.partners.models import Organization
@@ -39,7 +40,7 @@ def index():
                 flash(f"Registered. Give the EHR its client_id: {client.client_id}", "success")
                 return redirect(url_for("api_clients.detail", client_id=client.public_id))
     clients = db.session.scalars(select(ApiClient).order_by(ApiClient.name)).all()
-    return render_template("api/clients.html", form=form, clients=clients), 422 if form.errors else 200
+    return render_template("api/clients.html", form=form, clients=clients), form_status(form)
 
 
 @bp.route("/<uuid:client_id>", methods=["GET", "POST"])
@@ -60,7 +61,7 @@ def detail(client_id: uuid.UUID):
             flash("Saved.", "success")
             return redirect(url_for("api_clients.detail", client_id=client.public_id))
     return render_template("api/client.html", client=client, form=form,
-                           token_url=token_endpoint_url()), 422 if form.errors else 200
+                           token_url=token_endpoint_url()), form_status(form)
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

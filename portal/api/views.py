@@ -19,7 +19,8 @@ from portal.api.search import SearchError, UnsupportedParameters
 from portal.api.smart import ClientActor, authorization_server, current_client, requires_scope
 from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import User
-from portal.consent.models import Category, Consent
+from portal.consent.models import Consent
+from portal.consent.services import record_disclosure
 from portal.core.unit_of_work import reads_first
 from portal.core.errors import register_error_renderer
 from portal.core.paging import COUNT_CAP
@@ -166,10 +167,8 @@ def _read_event(obj, patient_public_id, kind: str) -> None:
     record_access(AuditAction.API_READ, actor=current_client(), obj=obj, patient_id=patient_public_id, resource=kind)
 
 
-def _disclosure(obj, patient_public_id, category: Category) -> None:
-    actor = current_client()
-    record_access(AuditAction.DISCLOSURE, actor=actor, obj=obj, patient_id=patient_public_id, category=category.value,
-           organization=actor.organization.name, via="fhir")
+def _disclosure(obj, patient_public_id) -> None:
+    record_disclosure(current_client(), obj, patient_public_id, via="fhir")
 
 
 @bp.get("/fhir/Task/<id>")
@@ -192,7 +191,7 @@ def read_service_request(id: str):
 @requires_scope("system/Observation.read")
 def read_observation(id: str):
     score = _found(queries.score(current_client(), _uuid_or_404(id)), "Observation")
-    _disclosure(score, score.referral.patient.public_id, Category.OUTCOME_SCORES)
+    _disclosure(score, score.referral.patient.public_id)
     return fhir_response(resources.observation(score))
 
 
@@ -200,7 +199,7 @@ def read_observation(id: str):
 @requires_scope("system/DocumentReference.read")
 def read_document_reference(id: str):
     update = _found(queries.update(current_client(), _uuid_or_404(id)), "DocumentReference")
-    _disclosure(update, update.referral.patient.public_id, update.category)
+    _disclosure(update, update.referral.patient.public_id)
     return fhir_response(resources.document_reference(update))
 
 
@@ -258,7 +257,7 @@ def search_observations():
     actor = current_client()
     return _search("Observation", queries.scores(actor), OutcomeScore, OutcomeScore.updated_at,
                    resources.observation,
-                   lambda s: _disclosure(s, s.referral.patient.public_id, Category.OUTCOME_SCORES))
+                   lambda s: _disclosure(s, s.referral.patient.public_id))
 
 
 @bp.get("/fhir/DocumentReference")
@@ -267,7 +266,7 @@ def search_document_references():
     actor = current_client()
     return _search("DocumentReference", queries.updates(actor), ProgressUpdate, ProgressUpdate.updated_at,
                    resources.document_reference,
-                   lambda u: _disclosure(u, u.referral.patient.public_id, u.category))
+                   lambda u: _disclosure(u, u.referral.patient.public_id))
 
 
 @bp.get("/fhir/Consent")

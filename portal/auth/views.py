@@ -12,6 +12,7 @@ from portal.accounts.models import TokenPurpose, UserSession
 from portal.accounts.passwords import verify_password
 from portal.accounts.sessions import end_current_session, end_session_by_user, end_sessions_except, start_session
 from portal.core.forms import form_page
+from portal.core.urls import safe_next_path
 from portal.core.permissions import Permission, public, requires
 from portal.extensions import db, limiter
 from portal.mfa import flow, services as mfa
@@ -37,17 +38,10 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data)
         if user is not None:
-            return flow.after_first_factor(user, "password", next_path=_safe_next(session.get("next")))
+            return flow.after_first_factor(user, "password", next_path=safe_next_path(session.get("next")))
         flash(LOGIN_FAILED, "error")
         return render_template("auth/login.html", form=form), 401
     return form_page("auth/login.html", form)
-
-
-def _safe_next(path: str | None) -> str | None:
-    """Only same-site absolute paths: never an open redirect."""
-    if path and path.startswith("/") and not path.startswith("//") and "\\" not in path:
-        return path
-    return None
 
 
 @bp.post("/logout")

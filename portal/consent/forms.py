@@ -4,8 +4,13 @@ from wtforms import DateField, FileField, SelectChoice, SelectField, SelectMulti
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from sqlalchemy import select
+
+from portal.accounts.models import User
 from portal.consent.models import Category, Method
-from portal.referrals.forms import clean_text, one_line
+from portal.extensions import db
+from portal.partners.models import Organization
+from portal.core.forms import clean_text, one_line
 
 
 class CheckboxesField(SelectMultipleField):
@@ -25,6 +30,24 @@ class ConsentForm(FlaskForm):
     method = SelectField("How it was obtained", choices=[SelectChoice(m.value, m.label) for m in Method])
     witness = StringField("Witness (verbal consent)", validators=[Optional(), Length(max=200)], filters=[one_line])
     document = FileField("Signed form", description="PDF, JPEG or PNG; required for a signed form.")
+
+    def chosen_categories(self) -> list[Category]:
+        return [Category(c) for c in self.categories.data]
+
+    def chosen_method(self) -> Method:
+        return Method(self.method.data)
+
+
+def consent_form(form: ConsentForm | None = None) -> ConsentForm:
+    """The consent form with its choices: every organization, and every enabled clinician with theirs."""
+    form = form or ConsentForm()
+    orgs = db.session.scalars(select(Organization).order_by(Organization.name)).all()
+    form.organization.choices = [SelectChoice(str(o.public_id), o.name) for o in orgs]
+    clinicians = db.session.scalars(select(User).where(User.organization_id.is_not(None), User.is_enabled.is_(True))
+                                    .order_by(User.full_name)).all()
+    form.clinician.choices = [SelectChoice("", "Whole organization")] + [
+        SelectChoice(str(u.public_id), f"{u.full_name} ({u.organization.name})") for u in clinicians]
+    return form
 
 
 class RevokeForm(FlaskForm):

@@ -4,7 +4,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from portal.audit.services import AuditAction, record
+from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import User
 from portal.consent.models import Category, Consent, ConsentStatus, Method
 from portal.core.errors import Conflict, UserError
@@ -22,9 +22,11 @@ class ConsentConflict(ConsentError, Conflict):
     """Someone else changed it first: 409, reload and try again."""
 
 
-def record_consent(actor: User, patient: Patient, *, organization: Organization, clinician: User | None,
+def record_consent(actor: User, patient: Patient, *, organization: Organization | None, clinician: User | None,
                    categories: list[Category], effective_on: date, expires_on: date | None, method: Method,
                    witness: str | None, document) -> Consent:
+    if organization is None:
+        raise ConsentError("Choose the organization to share with from the list.")
     if not categories:
         raise ConsentError("Choose at least one kind of information the patient agrees to share.")
     if expires_on is not None and expires_on < effective_on:
@@ -78,3 +80,11 @@ def revoke(actor: User, consent: Consent, reason: str) -> Consent:
 def history(consent_key: uuid.UUID) -> list[Consent]:
     return list(db.session.scalars(select(Consent).where(Consent.consent_key == consent_key)
                                    .order_by(Consent.version)))
+
+
+def record_disclosure(actor, item, patient_public_id: uuid.UUID, **detail) -> None:
+    """A released update or outcome score shown to someone outside the practice (a partner's page or
+    their EHR through the API): the phi.disclosed event the patient's accounting of disclosures lists."""
+    category = getattr(item, "category", Category.OUTCOME_SCORES)
+    record_access(AuditAction.DISCLOSURE, actor=actor, obj=item, patient_id=patient_public_id,
+                  category=category.value, organization=actor.organization.name, **detail)

@@ -16,8 +16,8 @@ from portal.referrals.queries import status_counts, urgent_waiting
 bp = Blueprint("home", __name__)
 
 HOME_ENDPOINTS = {
-    Role.PARTNER: "partners.home",
-    Role.PARTNER_ADMIN: "partners.home",
+    Role.PARTNER: "referrals.home",
+    Role.PARTNER_ADMIN: "referrals.home",
     Role.STAFF: "home.staff",
     Role.ADMIN: "admin.home",
 }

@@ -1,7 +1,6 @@
 """CSV and PDF renderings of the reports: the same cells (suppressed alike) as the pages."""
 from __future__ import annotations
 
-import csv
 import io
 
 from reportlab.lib import colors
@@ -11,14 +10,9 @@ from reportlab.lib.units import inch
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from xml.sax.saxutils import escape
 
+from portal.core.csv import to_csv
 from portal.outcomes.analytics import DropRow, SourceRow
 from portal.outcomes.reports import SUPPRESSED, PartnerReport
-
-
-def _csv(rows: list[list]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
 
 
 def partner_rows(report: PartnerReport) -> list[list[str]]:
@@ -43,7 +37,7 @@ def partner_rows(report: PartnerReport) -> list[list[str]]:
 
 
 def partner_csv(report: PartnerReport) -> str:
-    return _csv(partner_rows(report))
+    return to_csv(partner_rows(report))
 
 
 def analytics_csv(period, sources: list[SourceRow], drops: list[DropRow], funnel: list[tuple]) -> str:
@@ -58,7 +52,7 @@ def analytics_csv(period, sources: list[SourceRow], drops: list[DropRow], funnel
     for d in drops:
         rows.append(["dropped", d.organization.name, d.current, "", "", "", "", f"{d.change:.3f}", "last 90 days",
                      f"previous 90 days: {d.previous}"])
-    return _csv(rows)
+    return to_csv(rows)
 
 
 def partner_pdf(report: PartnerReport, practice: str) -> bytes:

@@ -6,7 +6,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from portal.core.time import practice_today
 from portal.outcomes.models import Phase
-from portal.referrals.forms import clean_text, one_line
+from portal.core.forms import clean_text, one_line
 
 
 class ScoreForm(FlaskForm):

@@ -1,5 +1,5 @@
 """Partner-admin forms."""
-from portal.admin.forms import InviteForm
+from portal.accounts.forms import InviteForm
 from portal.core.permissions import Role
 
 

@@ -4,8 +4,13 @@ from wtforms import DateField, HiddenField, IntegerField, SelectChoice, SelectFi
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import HiddenInput
 
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.consent.models import Category
 from portal.progress.models import UPDATE_CATEGORIES
-from portal.referrals.forms import clean_text
+from portal.referrals.models import Referral
+from portal.core.forms import clean_text
 
 BODY_LIMIT = 10000
 
@@ -17,6 +22,18 @@ class UpdateForm(FlaskForm):
     body = TextAreaField("Update", validators=[DataRequired(), Length(max=BODY_LIMIT)], filters=[clean_text],
                          description="What the referrer should know: progress, plan, anything they can help with.")
     action = HiddenField(default="submit")
+
+    def chosen_category(self) -> Category:
+        return Category(self.category.data)
+
+
+def update_form(patient, form: UpdateForm | None = None) -> UpdateForm:
+    """The update form with the patient's episodes (referrals) to choose from, newest first."""
+    form = form or UpdateForm()
+    referrals = db.session.scalars(select(Referral).where(Referral.patient_id == patient.id)
+                                   .order_by(Referral.submitted_at.desc())).all()
+    form.referral.choices = [SelectChoice(str(r.public_id), f"{r.reference} ({r.status.label})") for r in referrals]
+    return form
 
 
 class ReviseForm(FlaskForm):

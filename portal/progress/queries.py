@@ -24,3 +24,14 @@ def visible_updates(user: User) -> Select:
 def updates_for_patient(user: User, patient_id: int) -> list[ProgressUpdate]:
     return list(db.session.scalars(visible_updates(user).where(ProgressUpdate.patient_id == patient_id)
                                    .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())))
+
+
+def get_update_or_404(public_id) -> ProgressUpdate:
+    """Staff reach any update (the approvals queue and the chart); partners read through visible_updates."""
+    return db.first_or_404(select(ProgressUpdate).where(ProgressUpdate.public_id == public_id))
+
+
+def patient_updates(patient_id: int) -> list[ProgressUpdate]:
+    """Every update about the patient, in every state (the staff chart), newest visit first."""
+    return list(db.session.scalars(select(ProgressUpdate).where(ProgressUpdate.patient_id == patient_id)
+                                   .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())))

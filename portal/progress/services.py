@@ -83,7 +83,7 @@ def approve(approver: User, item: ProgressUpdate, expected_version: int) -> None
     if may_see(clinician, referral.patient_id, item.category):
         enqueue(clinician.email, "update_available", dedupe_key=f"update:{item.public_id}",
                 reference=referral.reference,
-                link=external_url("patients.partner_view", patient_id=referral.patient.public_id))
+                link=external_url("chart.partner_view", patient_id=referral.patient.public_id))
 
 
 def return_to_author(approver: User, item: ProgressUpdate, expected_version: int, note: str) -> None:

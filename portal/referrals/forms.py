@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 
 from portal.core.phi import normalize
 from portal.core.time import practice_today
+from portal.core.forms import clean_text, one_line
 from portal.core.validators import US_STATES, validate_npi
 from portal.patients.models import Sex
 from portal.referrals.codes import MAX_CODES, parse_codes
@@ -16,19 +17,6 @@ from portal.referrals.models import AppointmentMode, LicenseKind, Service, Urgen
 
 TEXT_LIMIT = 4000
 EARLIEST_BIRTH = date(1900, 1, 1)
-
-
-def clean_text(value):
-    """NFC, trimmed, no control characters except line breaks and tabs."""
-    if not isinstance(value, str):
-        return value
-    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n")
-    return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
-
-
-def one_line(value):
-    value = clean_text(value)
-    return " ".join(value.split()) if isinstance(value, str) else value
 
 
 def _choices(enum_cls, blank: str | None = None):

@@ -4,9 +4,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, exists, func, select
 
 from portal.accounts.models import User
+from portal.core.errors import UserError
 from portal.core.paging import COUNT_CAP, DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.core.permissions import Role
 from portal.core.validators import parse_uuid
@@ -25,6 +26,34 @@ def visible_referrals(user: User) -> Select:
     if Role(user.role).is_partner:
         query = query.where(Referral.organization_id == user.organization_id)
     return query
+
+
+def visible_patients(user: User) -> Select:
+    """Patients the user may open: a partner, those their organization referred (built on visible_referrals)."""
+    query = select(Patient)
+    if Role(user.role).is_partner:
+        query = query.where(exists(visible_referrals(user).with_only_columns(Referral.id)
+                                   .where(Referral.patient_id == Patient.id)))
+    return query
+
+
+def get_patient_or_404(user: User, public_id: uuid.UUID) -> Patient:
+    return db.first_or_404(visible_patients(user).where(Patient.public_id == public_id))
+
+
+def patient_referrals(patient: Patient, user: User) -> list[Referral]:
+    """The patient's referrals the user may see, newest first."""
+    return list(db.session.scalars(visible_referrals(user).where(Referral.patient_id == patient.id)
+                                   .order_by(Referral.submitted_at.desc())))
+
+
+def get_patient_referral(patient: Patient, public_id: str) -> Referral:
+    """One of the patient's referrals, by the public id a form posted; a UserError if it is not one."""
+    referral = db.session.scalar(select(Referral).where(Referral.public_id == parse_uuid(public_id),
+                                                        Referral.patient_id == patient.id))
+    if referral is None:
+        raise UserError("Choose one of this patient's referrals.", field="referral")
+    return referral
 
 
 def get_referral_or_404(user: User, public_id: uuid.UUID) -> Referral:

@@ -1,20 +1,22 @@
-"""The referring partner's referrals: submit, follow, annotate, cancel, look up."""
+"""The referring partner's referrals: the home list, submit, follow, annotate, cancel, look up."""
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portal.audit.services import AuditAction, record_access
 from portal.core.forms import form_page
+from portal.core.paging import Page, cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.referrals import queries, services
 from portal.referrals.codes import parse_codes, suggestions
 from portal.referrals.common import audit_read, lookup_page, send_attachment
-from portal.referrals.forms import CancelForm, NoteForm, ReferralForm
-from portal.referrals.lifecycle import PARTNER_CANCELLABLE
+from portal.referrals.forms import CancelForm, LookupForm, NoteForm, ReferralForm
+from portal.referrals.lifecycle import PARTNER_CANCELLABLE, Status
 from portal.core.uploads import UploadError
 from wtforms import SelectChoice
 
-bp = Blueprint("referrals", __name__, url_prefix="/partner/referrals")
+bp = Blueprint("referrals", __name__)
 
 
 def _referral_form() -> ReferralForm:
@@ -27,7 +29,27 @@ def _referral_form() -> ReferralForm:
     return form
 
 
-@bp.route("/new", methods=["GET", "POST"])
+@bp.get("/partner/")
+@requires(Permission.PARTNER_HOME)
+def home():
+    """The partner's home: their organization's referrals, newest change first, paged and searchable."""
+    status = request.args.get("status", "open")
+    clinician = request.args.get("clinician", "")
+    search = request.args.get("reference", "").strip()
+    reference = queries.normalise_reference(search) if search else None
+    if search and reference is None:
+        page = Page(items=[], per_page=per_page_arg())
+    else:  # a reference names one referral: look for it whatever its status
+        page = queries.partner_referrals(current_user, status="" if reference else status, clinician=clinician,
+                                         reference=reference, cursor=cursor_arg(), per_page=per_page_arg())
+    if page.items:
+        record_access(AuditAction.PHI_READ, actor=current_user, view="partner_referrals", rows=len(page.items))
+    return render_template("referrals/home.html", organization=current_user.organization, page=page,
+                           status=status, clinician=clinician, search=search, statuses=list(Status),
+                           clinicians=queries.organization_clinicians(current_user), lookup_form=LookupForm())
+
+
+@bp.route("/partner/referrals/new", methods=["GET", "POST"])
 @requires(Permission.REFERRALS_SUBMIT)
 def new():
     form = _referral_form()
@@ -45,14 +67,14 @@ def new():
     return form_page("referrals/new.html", form, suggestions=suggestions())
 
 
-@bp.get("/<uuid:referral_id>/submitted")
+@bp.get("/partner/referrals/<uuid:referral_id>/submitted")
 @requires(Permission.REFERRALS_FOLLOW)
 def submitted(referral_id: uuid.UUID):
     referral = queries.get_referral_or_404(current_user, referral_id)
     return render_template("referrals/submitted.html", referral=referral)
 
 
-@bp.get("/<uuid:referral_id>")
+@bp.get("/partner/referrals/<uuid:referral_id>")
 @requires(Permission.REFERRALS_FOLLOW)
 def detail(referral_id: uuid.UUID):
     referral = queries.get_referral_or_404(current_user, referral_id)
@@ -66,7 +88,7 @@ def _detail_page(referral, note_form=None, cancel_form=None, status=200):
         cancel_form=cancel_form or CancelForm(), can_cancel=referral.status in PARTNER_CANCELLABLE), status
 
 
-@bp.post("/<uuid:referral_id>/notes")
+@bp.post("/partner/referrals/<uuid:referral_id>/notes")
 @requires(Permission.REFERRALS_FOLLOW)
 def add_note(referral_id: uuid.UUID):
     referral = queries.get_referral_or_404(current_user, referral_id)
@@ -84,7 +106,7 @@ def add_note(referral_id: uuid.UUID):
     return _detail_page(referral, note_form=form, status=422)
 
 
-@bp.post("/<uuid:referral_id>/cancel")
+@bp.post("/partner/referrals/<uuid:referral_id>/cancel")
 @requires(Permission.REFERRALS_FOLLOW)
 def cancel(referral_id: uuid.UUID):
     referral = queries.get_referral_or_404(current_user, referral_id)
@@ -101,13 +123,13 @@ def cancel(referral_id: uuid.UUID):
     return _detail_page(referral, cancel_form=form, status=422)
 
 
-@bp.get("/<uuid:referral_id>/attachments/<uuid:attachment_id>")
+@bp.get("/partner/referrals/<uuid:referral_id>/attachments/<uuid:attachment_id>")
 @requires(Permission.REFERRALS_FOLLOW)
 def attachment(referral_id: uuid.UUID, attachment_id: uuid.UUID):
     return send_attachment(current_user, queries.get_attachment_or_404(current_user, referral_id, attachment_id))
 
 
-@bp.post("/lookup")
+@bp.post("/partner/referrals/lookup")
 @requires(Permission.REFERRALS_FOLLOW)
 def lookup():
     return lookup_page("referrals.detail", "referrals.lookup")

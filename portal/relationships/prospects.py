@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import User
+from portal.core.csv import to_csv
 from portal.core.permissions import Role
 from portal.core.validators import US_STATES, npi_is_valid
 from portal.extensions import db
@@ -27,7 +28,6 @@ COLUMNS = ["name", "kind", "city", "state", "npi", "owner_email", "next_check_in
 MAX_BYTES = 1024 * 1024
 MAX_ROWS = 2000
 MAX_ERRORS = 20
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ImportRefused(ValueError):
@@ -44,11 +44,6 @@ class ImportResult:
 
 # --- export -----------------------------------------------------------------------------
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def export_prospects(actor: User) -> str:
     rows = db.session.execute(
         select(Organization, User)
@@ -59,18 +54,15 @@ def export_prospects(actor: User) -> str:
     primary = {c.organization_id: c for c in db.session.scalars(
         select(Contact).where(Contact.organization_id.in_([o.id for o, _ in rows]))
         .order_by(Contact.is_primary, Contact.id))}  # the last one per organization wins: primary first
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    lines = [COLUMNS]
     for org, owner in rows:
         contact = primary.get(org.id)
-        writer.writerow([_cell(v) for v in (
-            org.name, org.kind.value, org.city, org.us_state, org.npi, owner.email if owner else "",
-            org.next_check_in.isoformat() if org.next_check_in else "",
-            contact.name if contact else "", contact.title if contact else "",
-            contact.email if contact else "", contact.phone if contact else "")])
+        lines.append([org.name, org.kind.value, org.city, org.us_state, org.npi, owner.email if owner else "",
+                      org.next_check_in.isoformat() if org.next_check_in else "",
+                      contact.name if contact else "", contact.title if contact else "",
+                      contact.email if contact else "", contact.phone if contact else ""])
     record_access(AuditAction.PROSPECTS_EXPORTED, actor=actor, count=len(rows))
-    return out.getvalue()
+    return to_csv(lines)
 
 
 # --- import -----------------------------------------------------------------------------

@@ -248,7 +248,7 @@ def send_consent_reminders(today: date) -> int:
                                                   User.password_hash.is_not(None)))
     queued = 0
     for user in staff:
-        message = enqueue(user.email, "consent_expiring", count=count, link=external_url("patients.expiring"),
+        message = enqueue(user.email, "consent_expiring", count=count, link=external_url("consent.expiring"),
                           dedupe_key=f"consent-expiring:{today.isoformat()}:{user.public_id}")
         queued += message.id is None
         db.session.flush()

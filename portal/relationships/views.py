@@ -5,6 +5,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user
 
 from portal.core.charts import BarChart
+from portal.core.forms import form_status
 from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_today
@@ -142,7 +143,7 @@ def events():
         return redirect(url_for("relationships.event", event_id=event.public_id))
     all_events = queries.events_for_staff()
     return render_template("relationships/events.html", form=form, events=all_events,
-                           going=queries.rsvp_counts(all_events)), 422 if form.errors else 200
+                           going=queries.rsvp_counts(all_events)), form_status(form)
 
 
 @bp.get("/events/<uuid:event_id>")
@@ -176,7 +177,7 @@ def resources():
             flash(f"Resource “{resource.title}” added.", "success")
             return redirect(url_for("relationships.resources"))
     return render_template("relationships/resources.html", form=form,
-                           resources=queries.resources(published_only=False)), 422 if form.errors else 200
+                           resources=queries.resources(published_only=False)), form_status(form)
 
 
 @bp.get("/resources/<uuid:resource_id>")

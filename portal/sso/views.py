@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.auth.views import _safe_next
+from portal.core.urls import safe_next_path as _safe_next
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, public, requires
 from portal.core.unit_of_work import begin_writing, reads_first

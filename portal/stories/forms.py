@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from portal.referrals.forms import clean_text, one_line
+from portal.core.forms import clean_text, one_line
 from portal.stories.models import Condition
 
 BODY_LIMIT = 20000

@@ -8,7 +8,7 @@ from portal.audit.services import AuditAction, record_access
 from portal.core.forms import form_page
 from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
-from portal.patients.queries import get_patient_or_404
+from portal.referrals.queries import get_patient_or_404
 from portal.stories import queries, services
 from portal.stories.forms import ConditionFilter, PublishForm, StoryForm
 from portal.stories.models import Condition
