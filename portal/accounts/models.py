@@ -3,6 +3,8 @@ import enum
 import hashlib
 from datetime import datetime
 
+from typing import Optional
+
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -42,7 +44,7 @@ class User(PkMixin, TimestampMixin, db.Model):
     # password resets, so knowing the password does not buy unlimited code guesses.
     mfa_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    organization = relationship("Organization", back_populates="users", lazy="joined")
+    organization: Mapped[Optional["Organization"]] = relationship("Organization", back_populates="users", lazy="joined")
 
     # Flask-Login protocol. is_active gates login and every request.
     @property
@@ -83,7 +85,7 @@ class UserSession(PkMixin, db.Model):
     user_agent: Mapped[str | None] = mapped_column(String(255))
     auth_method: Mapped[str | None] = mapped_column(String(32))  # "password+totp", "oidc", ...
 
-    user = relationship("User", lazy="joined")
+    user: Mapped["User"] = relationship("User", lazy="joined")
 
     @property
     def has_second_factor(self) -> bool:
@@ -109,4 +111,4 @@ class AccountToken(PkMixin, db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    user = relationship("User", lazy="joined")
+    user: Mapped["User"] = relationship("User", lazy="joined")

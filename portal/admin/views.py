@@ -12,29 +12,30 @@ from portal.audit.services import AuditAction, record, record_access
 from portal.accounts import services as accounts
 from portal.accounts.models import User
 from portal.accounts.views import set_enabled_and_return
-from portal.accounts.queries import get_visible_user_or_404, visible_users
+from portal.accounts.queries import members_of, role_counts, users_page
 from portal.core.csv import csv_download
+from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.paging import SortKey, cursor_arg, paginate, per_page_arg
 from portal.core.permissions import Permission, Role, requires
 from portal.extensions import db
 from portal.mfa.forms import OrganizationPolicyForm
 from portal.mfa.services import users_with_second_factor
-from portal.partners.models import Organization, OrganizationKind
+from portal.partners.models import OrganizationKind
+from portal.partners.queries import (all_organizations, get_organization_or_404, organization_by_public_id,
+                                     organization_count, organizations_with_user_counts)
+from portal.partners.services import create_organization
 from portal.sso.services import provider_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-BY_ORGANIZATION_NAME = (SortKey(Organization.name, lambda row: row[0].name), SortKey(Organization.id, lambda row: row[0].id))
-BY_USER_NAME = (SortKey(User.full_name, lambda u: u.full_name), SortKey(User.id, lambda u: u.id))
 
 
 @bp.get("/")
 @requires(Permission.ADMIN_HOME)
 def home():
-    counts = dict(db.session.execute(select(User.role, func.count()).group_by(User.role)).all())
-    organizations = db.session.scalar(select(func.count()).select_from(Organization))
-    pending = db.session.scalar(select(func.count()).select_from(User).where(User.password_hash.is_(None)))
-    return render_template("admin/home.html", counts=counts, organizations=organizations, pending=pending)
+    accounts_by_role = role_counts()
+    return render_template("admin/home.html", counts=accounts_by_role["by_role"], pending=accounts_by_role["pending"],
+                           organizations=organization_count())
 
 
 @bp.route("/organizations", methods=["GET", "POST"])
@@ -42,30 +43,25 @@ def home():
 def organizations():
     form = OrganizationForm()
     if form.validate_on_submit():
-        if db.session.scalar(select(Organization).where(func.lower(Organization.name) == form.name.data.lower())):
-            form.name.errors.append("An organization with this name already exists.")
+        try:
+            org = create_organization(current_user, name=form.name.data, kind=OrganizationKind(form.kind.data),
+                                      city=form.city.data, us_state=form.us_state.data, npi=form.npi.data)
+        except UserError as exc:
+            form[exc.field or "name"].errors.append(exc.message)
         else:
-            org = Organization(name=form.name.data, kind=OrganizationKind(form.kind.data),
-                               city=form.city.data or None, us_state=form.us_state.data or None,
-                               npi=form.npi.data or None)
-            db.session.add(org)
-            db.session.flush()
-            record(AuditAction.ORGANIZATION_CREATED, actor=current_user, obj=org)
             flash(f"Organization “{org.name}” created. Invite its first partner admin below.", "success")
             return redirect(url_for("admin.organization", org_id=org.public_id))
-    page = paginate(select(Organization, func.count(User.id)).outerjoin(User, User.organization_id == Organization.id)
-                    .group_by(Organization.id), BY_ORGANIZATION_NAME, listing="admin-organizations",
-                    cursor=cursor_arg(), per_page=per_page_arg(), scalars=False)
-    return form_page("admin/organizations.html", form, page=page)
+    return form_page("admin/organizations.html", form,
+                     page=organizations_with_user_counts(cursor=cursor_arg(), per_page=per_page_arg()))
 
 
 @bp.get("/organizations/<uuid:org_id>")
 @requires(Permission.ORGANIZATIONS_MANAGE)
 def organization(org_id: uuid.UUID):
-    org = db.first_or_404(select(Organization).where(Organization.public_id == org_id))
-    members = db.session.scalars(select(User).where(User.organization_id == org.id).order_by(User.full_name)).all()
-    form = _invite_form(organization=str(org.public_id))
-    return render_template("admin/organization.html", org=org, members=members, form=form,
+    org = get_organization_or_404(org_id)
+    members = members_of(org)
+    return render_template("admin/organization.html", org=org, members=members,
+                           form=_invite_form(organization=str(org.public_id)),
                            policy_form=OrganizationPolicyForm(obj=org), sso=provider_of(org),
                            mfa_ids=users_with_second_factor(members))
 
@@ -75,23 +71,19 @@ def organization(org_id: uuid.UUID):
 def users():
     form = _invite_form()
     if form.validate_on_submit():
-        org = None
-        if form.organization.data:
-            org = db.session.scalar(select(Organization).where(
-                Organization.public_id == _uuid_or_none(form.organization.data)))
-            if org is None:
-                form.organization.errors.append("Choose an organization from the list.")
+        org = organization_by_public_id(form.organization.data)
+        if form.organization.data and org is None:
+            form.organization.errors.append("Choose an organization from the list.")
         if not form.errors:
             try:
                 user = accounts.invite_user(current_user, email=form.email.data, full_name=form.full_name.data,
                                             role=Role(form.role.data), organization=org, npi=form.npi.data)
-            except accounts.AccountError as exc:
-                form.email.errors.append(str(exc))
+            except UserError as exc:
+                form.email.errors.append(exc.message)
             else:
                 flash(f"Invitation sent to {user.email}.", "success")
                 return redirect(url_for("admin.users"))
-    page = paginate(visible_users(current_user), BY_USER_NAME, listing="admin-users", cursor=cursor_arg(),
-                    per_page=per_page_arg())
+    page = users_page(current_user, cursor=cursor_arg(), per_page=per_page_arg())
     return form_page("admin/users.html", form, page=page, mfa_ids=users_with_second_factor(page.items))
 
 
@@ -108,15 +100,7 @@ def reactivate_user(user_id: uuid.UUID):
 
 
 def _invite_form(**defaults) -> AdminInviteForm:
-    orgs = db.session.scalars(select(Organization).order_by(Organization.name)).all()
-    return AdminInviteForm(orgs, **defaults)
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return AdminInviteForm(all_organizations(), **defaults)
 
 
 # --- the audit trail -----------------------------------------------------------------------

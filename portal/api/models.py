@@ -28,7 +28,7 @@ class ApiClient(PkMixin, TimestampMixin, db.Model):
     is_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    organization = relationship("Organization", lazy="joined")
+    organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
 
     @property
     def scope_set(self) -> frozenset[str]:
@@ -62,4 +62,4 @@ class AccessToken(db.Model):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
-    client = relationship("ApiClient", lazy="joined")
+    client: Mapped["ApiClient"] = relationship("ApiClient", lazy="joined")

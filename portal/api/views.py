@@ -18,7 +18,7 @@ from portal.api.fhir.searchparams import SEARCH_PARAMS
 from portal.api.search import SearchError, UnsupportedParameters
 from portal.api.smart import ClientActor, authorization_server, current_client, requires_scope
 from portal.audit.services import AuditAction, record, record_access
-from portal.accounts.models import User
+from portal.accounts.queries import active_clinician_by_npi
 from portal.consent.models import Consent
 from portal.consent.services import record_disclosure
 from portal.core.unit_of_work import reads_first
@@ -113,9 +113,7 @@ def transaction():
     actor = current_client()
     found = intake.split_bundle(_json_body())
     npi = intake.requester_npi(found)
-    clinician = db.session.scalar(select(User).where(
-        User.organization_id == actor.organization_id, User.npi == npi, User.is_enabled.is_(True))
-        .order_by(User.id).limit(1))
+    clinician = active_clinician_by_npi(actor.organization_id, npi)
     if clinician is None:
         raise FhirError(422, "No active clinician account of your organization has this NPI. An administrator of "
                              "your organization records the NPI on the clinician's account.", "processing",
@@ -126,9 +124,8 @@ def transaction():
     form.clinician.choices = [(str(clinician.public_id), clinician.full_name)]
     if not form.validate():
         raise FhirError(422, "", issues=intake.form_issues(form))
-    fields = {**form.data, "icd10_codes": parse_codes(form.icd10_codes.data)[0], "clinician": clinician.public_id}
     try:
-        referral = services.submit_referral(actor, fields, intake.attachments(found))
+        referral = services.submit_referral(actor, form.submission(), intake.attachments(found))
     except UploadError as exc:
         raise FhirError(422, str(exc), "processing", "DocumentReference.content.attachment") from None
     except services.ReferralError as exc:

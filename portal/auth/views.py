@@ -10,6 +10,7 @@ from portal.accounts import services
 from portal.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
 from portal.accounts.models import TokenPurpose, UserSession
 from portal.accounts.passwords import verify_password
+from portal.accounts.queries import get_own_session_or_404
 from portal.accounts.sessions import end_current_session, end_session_by_user, end_sessions_except, start_session
 from portal.core.forms import form_page
 from portal.core.urls import safe_next_path
@@ -125,9 +126,7 @@ def account():
 @bp.post("/sessions/<uuid:session_id>/end")
 @requires(Permission.ACCOUNT_MANAGE)
 def end_session(session_id: uuid.UUID):
-    record_ = db.first_or_404(select(UserSession).where(
-        UserSession.public_id == session_id, UserSession.user_id == current_user.id,
-        UserSession.ended_at.is_(None)))
+    record_ = get_own_session_or_404(current_user, session_id)
     if record_.id == g.user_session.id:
         flash("That is this browser: use Sign out instead.", "info")
     else:

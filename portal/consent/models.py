@@ -19,6 +19,8 @@ import enum
 import uuid
 from datetime import date, datetime
 
+from typing import Optional
+
 from sqlalchemy import Date, ForeignKey, Index, Integer, UniqueConstraint, Uuid, event, false, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.attributes import set_committed_value
@@ -92,10 +94,10 @@ class Consent(PkMixin, db.Model):
     # When a newer version of this chain was recorded; NULL on the newest (the consent in force).
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    patient = relationship("Patient", lazy="joined")
-    grantee_organization = relationship("Organization", lazy="joined")
-    grantee_user = relationship("User", foreign_keys=[grantee_user_id], lazy="joined")
-    recorded_by = relationship("User", foreign_keys=[recorded_by_id], lazy="joined")
+    patient: Mapped["Patient"] = relationship("Patient", lazy="joined")
+    grantee_organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
+    grantee_user: Mapped[Optional["User"]] = relationship("User", foreign_keys=[grantee_user_id], lazy="joined")
+    recorded_by: Mapped["User"] = relationship("User", foreign_keys=[recorded_by_id], lazy="joined")
 
     @property
     def categories(self) -> list[Category]:

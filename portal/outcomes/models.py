@@ -71,9 +71,9 @@ class OutcomeScore(PkMixin, TimestampMixin, db.Model):
     score: Mapped[float] = mapped_column(Float)
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
-    instrument = relationship("Instrument", lazy="joined")
-    referral = relationship("Referral", lazy="select")
-    recorded_by = relationship("User", lazy="select")
+    instrument: Mapped["Instrument"] = relationship("Instrument", lazy="joined")
+    referral: Mapped["Referral"] = relationship("Referral", lazy="select")
+    recorded_by: Mapped["User"] = relationship("User", lazy="select")
 
     def __repr__(self) -> str:
         return f"<OutcomeScore {self.public_id}>"

@@ -49,7 +49,7 @@ class Organization(PkMixin, TimestampMixin, db.Model):
     is_mfa_required: Mapped[bool] = mapped_column(default=False, server_default=false())
     is_device_trust_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())
 
-    users = relationship("User", back_populates="organization", lazy="raise")
+    users: Mapped[list["User"]] = relationship("User", back_populates="organization", lazy="raise")
 
     def __repr__(self) -> str:
         return f"<Organization {self.public_id}>"

@@ -2,6 +2,8 @@
 import enum
 from datetime import date, datetime
 
+from typing import Optional
+
 from sqlalchemy import Date, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -46,9 +48,9 @@ class ProgressUpdate(PkMixin, TimestampMixin, db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
-    referral = relationship("Referral", lazy="joined")
-    author = relationship("User", foreign_keys=[author_id], lazy="joined")
-    approver = relationship("User", foreign_keys=[approver_id], lazy="joined")
+    referral: Mapped["Referral"] = relationship("Referral", lazy="joined")
+    author: Mapped["User"] = relationship("User", foreign_keys=[author_id], lazy="joined")
+    approver: Mapped[Optional["User"]] = relationship("User", foreign_keys=[approver_id], lazy="joined")
 
     def __repr__(self) -> str:
         return f"<ProgressUpdate {self.public_id} {self.state}>"

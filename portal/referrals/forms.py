@@ -10,10 +10,11 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 from portal.core.phi import normalize
 from portal.core.time import practice_today
 from portal.core.forms import clean_text, one_line
-from portal.core.validators import US_STATES, validate_npi
+from portal.core.validators import US_STATES, parse_uuid, validate_npi
 from portal.patients.models import Sex
 from portal.referrals.codes import MAX_CODES, parse_codes
 from portal.referrals.models import AppointmentMode, LicenseKind, Service, Urgency, VisitPreference
+from portal.referrals.submission import NewPatient, ReferralSubmission
 
 TEXT_LIMIT = 4000
 EARLIEST_BIRTH = date(1900, 1, 1)
@@ -86,6 +87,23 @@ class ReferralForm(FlaskForm):
                           filters=[clean_text])
     attachments = MultipleFileField("Attachments", description="PDF, JPEG or PNG; up to 10 MB each, 25 MB in all.",
                                     render_kw={"accept": ".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png"})
+
+    def submission(self):
+        """What the form holds, typed: a ReferralSubmission (the FHIR intake fills this same form)."""
+        address = {"line1": self.address_line1.data or None, "line2": self.address_line2.data or None,
+                   "city": self.city.data or None, "postal_code": self.postal_code.data or None}
+        patient = NewPatient(given_name=self.given_name.data, family_name=self.family_name.data,
+                             birth_date=self.birth_date.data, phone=self.phone.data, us_state=self.us_state.data,
+                             sex=Sex(self.sex.data), email=self.email.data or None, address=address,
+                             insurance_payer=self.insurance_payer.data or None,
+                             insurance_member_id=self.insurance_member_id.data or None)
+        return ReferralSubmission(patient=patient, clinician=parse_uuid(self.clinician.data),
+                                  reason=self.reason.data, icd10_codes=parse_codes(self.icd10_codes.data)[0],
+                                  requested_service=Service(self.requested_service.data),
+                                  urgency=Urgency(self.urgency.data),
+                                  visit_preference=VisitPreference(self.visit_preference.data),
+                                  diagnosis=self.diagnosis.data or None, notes=self.notes.data or None,
+                                  clinician_npi=self.clinician_npi.data or None)
 
 
 class NoteForm(FlaskForm):

@@ -15,7 +15,7 @@ from portal.core.permissions import Permission, requires
 from portal.core.time import practice_to_utc
 from portal.core.uploads import UploadError
 from portal.extensions import db
-from portal.referrals import queries, services
+from portal.referrals import licensure, queries, services
 from portal.referrals.common import audit_read, lookup_page, send_attachment
 from portal.referrals.forms import DuplicateForm, LicenseForm, LookupForm, NoteForm, TransitionForm
 from portal.referrals.lifecycle import TRANSITIONS, Status
@@ -148,22 +148,17 @@ def _int(value) -> int | None:
 def index():
     form = LicenseForm()
     if form.validate_on_submit():
-        license_ = PracticeLicense(us_state=form.us_state.data, kind=LicenseKind(form.kind.data),
-                                   effective_on=form.effective_on.data, expires_on=form.expires_on.data)
-        db.session.add(license_)
-        db.session.flush()
-        record(AuditAction.LICENSE_CHANGED, actor=current_user, obj=license_, change="added")
+        license_ = licensure.add_license(current_user, us_state=form.us_state.data, kind=LicenseKind(form.kind.data),
+                                         effective_on=form.effective_on.data, expires_on=form.expires_on.data)
         flash(f"{license_.kind.label} for {license_.us_state} added.", "success")
         return redirect(url_for("licensure.index"))
-    licenses = db.session.scalars(select(PracticeLicense).order_by(PracticeLicense.us_state)).all()
-    return form_page("intake/licensure.html", form, licenses=licenses)
+    return form_page("intake/licensure.html", form, licenses=licensure.licenses())
 
 
 @licensure_bp.post("/<uuid:license_id>/delete")
 @requires(Permission.LICENSURE_MANAGE)
 def delete(license_id: uuid.UUID):
-    license_ = db.first_or_404(select(PracticeLicense).where(PracticeLicense.public_id == license_id))
-    record(AuditAction.LICENSE_CHANGED, actor=current_user, obj=license_, change="removed")
-    db.session.delete(license_)
+    license_ = licensure.get_license_or_404(license_id)
+    licensure.remove_license(current_user, license_)
     flash(f"{license_.kind.label} for {license_.us_state} removed.", "success")
     return redirect(url_for("licensure.index"))

@@ -4,6 +4,8 @@ import secrets
 import uuid
 from datetime import date, datetime
 
+from typing import Optional
+
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -110,13 +112,13 @@ class Referral(PkMixin, TimestampMixin, db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
-    patient = relationship("Patient", lazy="joined")
-    organization = relationship("Organization", lazy="joined")
-    clinician = relationship("User", foreign_keys=[clinician_id], lazy="joined")
-    submitted_by = relationship("User", foreign_keys=[submitted_by_id], lazy="select")
-    events = relationship("ReferralEvent", back_populates="referral", order_by="ReferralEvent.id",
+    patient: Mapped["Patient"] = relationship("Patient", lazy="joined")
+    organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
+    clinician: Mapped["User"] = relationship("User", foreign_keys=[clinician_id], lazy="joined")
+    submitted_by: Mapped["User"] = relationship("User", foreign_keys=[submitted_by_id], lazy="select")
+    events: Mapped[list["ReferralEvent"]] = relationship("ReferralEvent", back_populates="referral", order_by="ReferralEvent.id",
                           lazy="select", cascade="all, delete-orphan")
-    attachments = relationship("Attachment", back_populates="referral", order_by="Attachment.id",
+    attachments: Mapped[list["Attachment"]] = relationship("Attachment", back_populates="referral", order_by="Attachment.id",
                                lazy="select", cascade="all, delete-orphan")
 
     @property
@@ -149,8 +151,8 @@ class ReferralEvent(db.Model):
     to_status: Mapped[Status | None] = mapped_column(enum_type(Status, 16))
     note = encrypted(str, nullable=True)
 
-    referral = relationship("Referral", back_populates="events")
-    actor = relationship("User", lazy="joined")
+    referral: Mapped["Referral"] = relationship("Referral", back_populates="events")
+    actor: Mapped[Optional["User"]] = relationship("User", lazy="joined")
 
 
 class Attachment(PkMixin, db.Model):
@@ -168,8 +170,8 @@ class Attachment(PkMixin, db.Model):
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
-    referral = relationship("Referral", back_populates="attachments")
-    uploaded_by = relationship("User", lazy="joined")
+    referral: Mapped["Referral"] = relationship("Referral", back_populates="attachments")
+    uploaded_by: Mapped["User"] = relationship("User", lazy="joined")
 
 
 class LicenseKind(enum.StrEnum):

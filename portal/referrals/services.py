@@ -20,6 +20,7 @@ from portal.extensions import db
 from portal.notifications.services import enqueue
 from portal.patients.models import Patient, find_patients_by_name_and_birth_date
 from portal.core import uploads
+from portal.referrals.submission import ReferralSubmission
 from portal.referrals.lifecycle import PARTNER_CANCELLABLE, IllegalTransition, Status, transition
 from portal.referrals.models import (AppointmentMode, Attachment, EventKind, Referral, ReferralEvent, Service,
                                      Urgency, VisitPreference)
@@ -61,7 +62,7 @@ def _attach(referral: Referral, actor: User, checked: list[uploads.CheckedUpload
         record(AuditAction.ATTACHMENT_UPLOADED, actor=actor, obj=attachment, patient_id=referral.patient.public_id)
 
 
-def submit_referral(actor: User, data: dict, files: list) -> Referral:
+def submit_referral(actor: User, submission: ReferralSubmission, files: list) -> Referral:
     """A partner's referral: patient, referral, timeline, attachments, thanks and intake notice.
 
     actor is a partner user, or an API client acting for its organization (portal.api.smart.ClientActor):
@@ -69,36 +70,34 @@ def submit_referral(actor: User, data: dict, files: list) -> Referral:
     """
     checked = uploads.check_uploads(files)
     clinician = db.session.scalar(select(User).where(
-        User.public_id == data["clinician"], User.organization_id == actor.organization_id))
+        User.public_id == submission.clinician, User.organization_id == actor.organization_id))
     if clinician is None:
-        raise ReferralError("Choose a referring clinician from your organization.")
+        raise ReferralError("Choose a referring clinician from your organization.", field="clinician")
     submitter = actor if isinstance(actor, User) else clinician
 
-    duplicates = find_patients_by_name_and_birth_date(data["family_name"], data["birth_date"])
-    patient = Patient(us_state=data["us_state"], sex=data["sex"], insurance_payer=data.get("insurance_payer") or None)
-    patient.given_name = data["given_name"]
-    patient.family_name = data["family_name"]
-    patient.birth_date = data["birth_date"]
-    patient.phone = data["phone"]
-    patient.email = data.get("email") or None
-    address = {k: data.get(f) or None for k, f in (("line1", "address_line1"), ("line2", "address_line2"),
-                                                   ("city", "city"), ("postal_code", "postal_code"))}
-    patient.address = address if any(address.values()) else None
-    patient.insurance_member_id = data.get("insurance_member_id") or None
+    person = submission.patient
+    duplicates = find_patients_by_name_and_birth_date(person.family_name, person.birth_date)
+    patient = Patient(us_state=person.us_state, sex=person.sex, insurance_payer=person.insurance_payer or None)
+    patient.given_name = person.given_name
+    patient.family_name = person.family_name
+    patient.birth_date = person.birth_date
+    patient.phone = person.phone
+    patient.email = person.email or None
+    patient.address = person.address if person.address and any(person.address.values()) else None
+    patient.insurance_member_id = person.insurance_member_id or None
     db.session.add(patient)
 
     first_from_clinician = not db.session.scalar(
         select(func.count()).select_from(Referral).where(Referral.clinician_id == clinician.id))
     referral = Referral(patient=patient, organization_id=actor.organization_id, clinician_id=clinician.id,
-                        submitted_by_id=submitter.id, clinician_npi=data.get("clinician_npi") or clinician.npi,
-                        requested_service=Service(data["requested_service"]), urgency=Urgency(data["urgency"]),
-                        visit_preference=VisitPreference(data["visit_preference"]),
-                        needs_duplicate_review=bool(duplicates))
+                        submitted_by_id=submitter.id, clinician_npi=submission.clinician_npi or clinician.npi,
+                        requested_service=submission.requested_service, urgency=submission.urgency,
+                        visit_preference=submission.visit_preference, needs_duplicate_review=bool(duplicates))
     referral.public_id = uuid.uuid4()
-    referral.reason = data["reason"]
-    referral.diagnosis = data.get("diagnosis") or None
-    referral.icd10_codes = data["icd10_codes"]
-    referral.notes = data.get("notes") or None
+    referral.reason = submission.reason
+    referral.diagnosis = submission.diagnosis or None
+    referral.icd10_codes = submission.icd10_codes
+    referral.notes = submission.notes or None
     db.session.add(referral)
     _event(referral, submitter, EventKind.SUBMITTED, to_status=Status.SUBMITTED)
     db.session.flush()

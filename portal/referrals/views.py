@@ -5,6 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.audit.services import AuditAction, record_access
+from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.paging import Page, cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
@@ -54,14 +55,11 @@ def home():
 def new():
     form = _referral_form()
     if form.validate_on_submit():
-        data = {**form.data, "icd10_codes": parse_codes(form.icd10_codes.data)[0],
-                "clinician": uuid.UUID(form.clinician.data)}
         try:
-            referral = services.submit_referral(current_user, data, request.files.getlist(form.attachments.name))
-        except UploadError as exc:
-            form.attachments.errors.append(str(exc))
-        except services.ReferralError as exc:
-            form.clinician.errors.append(str(exc))
+            referral = services.submit_referral(current_user, form.submission(),
+                                                request.files.getlist(form.attachments.name))
+        except UserError as exc:  # an upload refused (its field), or a clinician not of the organization
+            form[exc.field or "attachments"].errors.append(exc.message)
         else:
             return redirect(url_for("referrals.submitted", referral_id=referral.public_id))
     return form_page("referrals/new.html", form, suggestions=suggestions())

@@ -7,6 +7,8 @@ organizations and make the User <-> Organization relationships ambiguous.
 import enum
 from datetime import date, datetime
 
+from typing import Optional
+
 from sqlalchemy import Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -41,7 +43,7 @@ class RelationshipOwner(db.Model):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
-    owner = relationship("User", lazy="joined")
+    owner: Mapped["User"] = relationship("User", lazy="joined")
 
 
 class Contact(PkMixin, TimestampMixin, db.Model):
@@ -76,7 +78,7 @@ class Touchpoint(PkMixin, db.Model):
     event_id: Mapped[int | None] = mapped_column(ForeignKey("learning_events.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
-    staff = relationship("User", lazy="joined")
+    staff: Mapped[Optional["User"]] = relationship("User", lazy="joined")
 
     def __repr__(self) -> str:
         return f"<Touchpoint {self.public_id} {self.kind}>"
@@ -129,8 +131,8 @@ class Rsvp(PkMixin, db.Model):
     responded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
     attended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    user = relationship("User", lazy="joined")
-    organization = relationship("Organization", lazy="joined")
+    user: Mapped["User"] = relationship("User", lazy="joined")
+    organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
 
 
 class Resource(PkMixin, TimestampMixin, db.Model):

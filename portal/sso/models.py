@@ -19,8 +19,8 @@ class OidcProvider(PkMixin, TimestampMixin, db.Model):
     client_secret = encrypted(str, context="oidc_providers.client_secret")
     is_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
 
-    organization = relationship("Organization", lazy="joined")
-    domains = relationship("SsoDomain", lazy="selectin", cascade="all, delete-orphan",
+    organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
+    domains: Mapped[list["SsoDomain"]] = relationship("SsoDomain", lazy="selectin", cascade="all, delete-orphan",
                            order_by="SsoDomain.domain", back_populates="provider")
 
     @property
@@ -40,4 +40,4 @@ class SsoDomain(db.Model):
     provider_id: Mapped[int] = mapped_column(ForeignKey("oidc_providers.id", ondelete="CASCADE"), index=True)
     domain: Mapped[str] = mapped_column(String(253), unique=True)
 
-    provider = relationship("OidcProvider", back_populates="domains")
+    provider: Mapped["OidcProvider"] = relationship("OidcProvider", back_populates="domains")

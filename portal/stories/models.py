@@ -65,8 +65,8 @@ class Story(PkMixin, TimestampMixin, db.Model):
     highlight = encrypted(str)
     body_markdown = encrypted(str)
 
-    author = relationship("User", lazy="joined")
-    patient = relationship("Patient", lazy="select")
+    author: Mapped["User"] = relationship("User", lazy="joined")
+    patient: Mapped["Patient"] = relationship("Patient", lazy="select")
 
     def __repr__(self) -> str:
         return f"<Story {self.public_id} {self.state}>"
