@@ -1,4 +1,5 @@
 """gunicorn settings; every one can be overridden with GUNICORN_CMD_ARGS."""
+
 import os
 
 bind = os.environ.get("PORTAL_BIND", "127.0.0.1:5000")

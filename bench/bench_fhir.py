@@ -10,6 +10,7 @@ figure is the server's: parse, key lookup, signature check (RS384 with RSA-2048,
 P-384), jti insert, token insert, audit row, commit. Submissions: the same referral (no
 attachment) as a FHIR transaction Bundle and as the web form's POST; both end in submit_referral.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,19 @@ def _app(url: str, instance: str):
 
     from portal import create_app
 
-    app = create_app({"PORTAL_ENV": "test", "SECRET_KEY": "bench-" + "x" * 32, "PHI_KEK": "bench-kek-" + "y" * 32,
-                      "DATABASE_URL": url, "INSTANCE_PATH": instance, "RATELIMIT_ENABLED": False,
-                      "WTF_CSRF_ENABLED": False, "ARGON2_PROFILE": "test", "SERVER_NAME": None})
+    app = create_app(
+        {
+            "PORTAL_ENV": "test",
+            "SECRET_KEY": "bench-" + "x" * 32,
+            "PHI_KEK": "bench-kek-" + "y" * 32,
+            "DATABASE_URL": url,
+            "INSTANCE_PATH": instance,
+            "RATELIMIT_ENABLED": False,
+            "WTF_CSRF_ENABLED": False,
+            "ARGON2_PROFILE": "test",
+            "SERVER_NAME": None,
+        }
+    )
     with app.app_context():
         upgrade()
     return app
@@ -40,8 +51,8 @@ def _fresh(url: str | None, tmp: Path) -> str:
 
 
 def _setup(app):
-    from portal.accounts.passwords import hash_password
     from portal.accounts.models import User
+    from portal.accounts.passwords import hash_password
     from portal.core.permissions import Role
     from portal.extensions import db
     from portal.partners.models import Organization, OrganizationKind
@@ -52,8 +63,14 @@ def _setup(app):
         db.session.add(org)
         db.session.flush()
         admin = User(email="bench-admin@example.com", full_name="Bench Admin", role=Role.ADMIN)
-        partner = User(email="bench-partner@example.com", full_name="Dr. Bench", role=Role.PARTNER,
-                       organization_id=org.id, npi=valid_npi(), password_hash=hash_password("correct horse battery"))
+        partner = User(
+            email="bench-partner@example.com",
+            full_name="Dr. Bench",
+            role=Role.PARTNER,
+            organization_id=org.id,
+            npi=valid_npi(),
+            password_hash=hash_password("correct horse battery"),
+        )
         db.session.add_all([admin, partner])
         db.session.flush()
         client = make_client(org, admin=admin)
@@ -88,9 +105,15 @@ def run(url: str | None, tokens: int, referrals: int) -> list[tuple[str, float, 
         results = []
 
         def token(signed):
-            response = http.post("/fhir/auth/token", data={
-                "grant_type": "client_credentials", "scope": "system/Task.read system/ServiceRequest.write",
-                "client_assertion_type": ASSERTION_TYPE, "client_assertion": signed})
+            response = http.post(
+                "/fhir/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "scope": "system/Task.read system/ServiceRequest.write",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": signed,
+                },
+            )
             assert response.status_code == 200, response.get_json()
             return response.get_json()["access_token"]
 
@@ -101,29 +124,46 @@ def run(url: str | None, tokens: int, referrals: int) -> list[tuple[str, float, 
         results.append(("token, RS384 assertion", *_rate(token, rs)))
         results.append(("token, ES384 assertion", *_rate(token, es)))
 
-        headers = {"Authorization": f"Bearer {token(assertion_for(app, ref))}",
-                   "Content-Type": "application/fhir+json"}
+        headers = {"Authorization": f"Bearer {token(assertion_for(app, ref))}", "Content-Type": "application/fhir+json"}
         import json
 
-        bundles = [json.dumps(referral_bundle(npi, family=f"Bench{n}", reason="Knee pain on stairs"))
-                   for n in range(referrals + 1)]
+        bundles = [
+            json.dumps(referral_bundle(npi, family=f"Bench{n}", reason="Knee pain on stairs"))
+            for n in range(referrals + 1)
+        ]
 
         def api(body):
             response = http.post("/fhir", data=body, headers=headers)
             assert response.status_code == 201, response.get_json()
 
         web = app.test_client()
-        login = web.post("/auth/login", data={"email": "bench-partner@example.com",
-                                              "password": "correct horse battery"})
+        login = web.post(
+            "/auth/login", data={"email": "bench-partner@example.com", "password": "correct horse battery"}
+        )
         assert login.status_code == 302
 
         def form(n):
-            response = web.post("/partner/referrals/new", data={
-                "given_name": "Ana", "family_name": f"Web{n}", "birth_date": "1980-04-02", "sex": "female",
-                "phone": "(608) 555-0142", "address_line1": "12 Elm St", "city": "Madison", "postal_code": "53703",
-                "us_state": "WI", "reason": "Knee pain on stairs", "icd10_codes": "M54.50",
-                "requested_service": "evaluate_and_treat", "urgency": "routine", "visit_preference": "either",
-                "clinician": partner_id, "clinician_npi": npi})
+            response = web.post(
+                "/partner/referrals/new",
+                data={
+                    "given_name": "Ana",
+                    "family_name": f"Web{n}",
+                    "birth_date": "1980-04-02",
+                    "sex": "female",
+                    "phone": "(608) 555-0142",
+                    "address_line1": "12 Elm St",
+                    "city": "Madison",
+                    "postal_code": "53703",
+                    "us_state": "WI",
+                    "reason": "Knee pain on stairs",
+                    "icd10_codes": "M54.50",
+                    "requested_service": "evaluate_and_treat",
+                    "urgency": "routine",
+                    "visit_preference": "either",
+                    "clinician": partner_id,
+                    "clinician_npi": npi,
+                },
+            )
             assert response.status_code == 302, response.status_code
 
         api(bundles.pop())
@@ -148,15 +188,16 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.pg, args.tokens, args.referrals)
     db = "PostgreSQL" if args.pg else "SQLite"
-    print(f"{db}, Python {platform.python_version()}, {platform.machine()}; {args.tokens} tokens, "
-          f"{args.referrals} referrals per path\n")
+    print(
+        f"{db}, Python {platform.python_version()}, {platform.machine()}; {args.tokens} tokens, "
+        f"{args.referrals} referrals per path\n"
+    )
     print("| operation | per second | median latency |")
     print("|---|---:|---:|")
     for name, rate, median in results:
         print(f"| {name} | {rate:,.0f} | {median:.1f} ms |")
     api, web = results[2][1], results[3][1]
-    print(f"\nAPI / web form submissions: {api / web:.2f}x; "
-          f"ES384 / RS384 tokens: {results[1][1] / results[0][1]:.2f}x")
+    print(f"\nAPI / web form submissions: {api / web:.2f}x; ES384 / RS384 tokens: {results[1][1] / results[0][1]:.2f}x")
 
 
 if __name__ == "__main__":

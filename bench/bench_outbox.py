@@ -12,6 +12,7 @@ for a real relay's round trip (I/O-bound: where a second worker should pay off).
 PostgreSQL: --pg URL (default $BENCH_DATABASE_URL, else
 postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench_outbox; dropped and recreated).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,14 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench_outbox"
 
 
 def _config(url: str, instance: str) -> dict:
-    return {"PORTAL_ENV": "test", "SECRET_KEY": "bench-" + "x" * 32, "PHI_KEK": "bench-kek-" + "y" * 32,
-            "DATABASE_URL": url, "INSTANCE_PATH": instance, "RATELIMIT_ENABLED": False}
+    return {
+        "PORTAL_ENV": "test",
+        "SECRET_KEY": "bench-" + "x" * 32,
+        "PHI_KEK": "bench-kek-" + "y" * 32,
+        "DATABASE_URL": url,
+        "INSTANCE_PATH": instance,
+        "RATELIMIT_ENABLED": False,
+    }
 
 
 def _fresh_database(url: str | None, tmp: Path) -> str:
@@ -59,8 +66,14 @@ def _enqueue(url: str, instance: str, n: int, run: str) -> None:
     app = create_app(_config(url, instance))
     with app.app_context():
         for i in range(n):
-            enqueue(f"partner{i}@example.com", "referral_status_changed", dedupe_key=f"{run}-{i}",
-                    reference=f"RB-{i:08d}", status_label="Scheduled", link=f"https://portal.example/r/{i}")
+            enqueue(
+                f"partner{i}@example.com",
+                "referral_status_changed",
+                dedupe_key=f"{run}-{i}",
+                reference=f"RB-{i:08d}",
+                status_label="Scheduled",
+                link=f"https://portal.example/r/{i}",
+            )
             if i % 500 == 499:
                 db.session.commit()
         db.session.commit()
@@ -75,8 +88,9 @@ def _worker(url: str, instance: str, port: int, batch: int, ready, go, results) 
 
     app = create_app(_config(url, instance))
     with app.app_context():
-        worker = Worker(SmtpTransport("127.0.0.1", port, security="none", timeout=10),
-                        Policy(batch_size=batch, lease_seconds=300))
+        worker = Worker(
+            SmtpTransport("127.0.0.1", port, security="none", timeout=10), Policy(batch_size=batch, lease_seconds=300)
+        )
         db.session.execute(db.text("SELECT 1"))  # connect before the clock starts
         db.session.commit()
         ready.release()
@@ -113,8 +127,7 @@ def measure(url: str, instance: str, port: int, sink: _Sink, workers: int, n: in
     ctx = mp.get_context("spawn")
     ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
     before = sink.count
-    procs = [ctx.Process(target=_worker, args=(url, instance, port, batch, ready, go, results))
-             for _ in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(url, instance, port, batch, ready, go, results)) for _ in range(workers)]
     for p in procs:
         p.start()
     for _ in procs:
@@ -152,19 +165,27 @@ def bench(label: str, url: str | None, n: int, batch: int, repeats: int, latency
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000, help="per run with an instant sink")
-    parser.add_argument("--latency-ms", type=int, default=20,
-                        help="a second round with this much delay per message at the sink (0: skip)")
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=20,
+        help="a second round with this much delay per message at the sink (0: skip)",
+    )
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2, help="best of N runs per configuration")
-    parser.add_argument("--pg", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG),
-                        help='PostgreSQL URL, or "none"')
+    parser.add_argument(
+        "--pg", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG), help='PostgreSQL URL, or "none"'
+    )
     args = parser.parse_args()
 
-    rows = ["| database | sink delay | messages | batch | 1 worker (msg/s) | 2 workers (msg/s) | ratio |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| database | sink delay | messages | batch | 1 worker (msg/s) | 2 workers (msg/s) | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     # With a delay, fewer messages keep the run short: ~n x delay seconds for one worker.
-    rounds = [(0, args.messages)] + ([(args.latency_ms, max(100, 12_000 // args.latency_ms))]
-                                     if args.latency_ms else [])
+    rounds = [(0, args.messages)] + (
+        [(args.latency_ms, max(100, 12_000 // args.latency_ms))] if args.latency_ms else []
+    )
     databases = [("SQLite (WAL)", None)] + ([("PostgreSQL", args.pg)] if args.pg != "none" else [])
     for label, url in databases:
         for latency_ms, n in rounds:
@@ -173,8 +194,10 @@ def main() -> None:
             except Exception as exc:  # PostgreSQL not reachable: say so, keep the other figures
                 rows.append(f"| {label} | {latency_ms} ms | — | — | not run: {type(exc).__name__} | | |")
                 break
-    print(f"Outbox delivery, {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPU(s), aiosmtpd sink on loopback, template `referral_status_changed`:\n")
+    print(
+        f"Outbox delivery, {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPU(s), aiosmtpd sink on loopback, template `referral_status_changed`:\n"
+    )
     print("\n".join(rows))
 
 

@@ -6,6 +6,7 @@
 PostgreSQL: --pg URL (default $BENCH_DATABASE_URL, else postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench;
 the database is dropped and recreated).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.core.phi import (
-    Keyring, blind_index, current_state, encrypted, encrypted_models, init_app, normalize, using,
+    Keyring,
+    blind_index,
+    current_state,
+    encrypted,
+    encrypted_models,
+    init_app,
+    normalize,
+    using,
 )
 from portal.core.phi.files import encrypt_stream
 from portal.core.phi.keyring import DATA
@@ -95,7 +103,7 @@ def bench_fields(keyring: Keyring) -> list[tuple[str, float]]:
             field.decrypt(BenchRow, rid, field.encrypt(BenchRow, rid, values[i & 255]))
 
     rows = [BenchRow(public_id=rid) for rid in row_ids]
-    blobs = [field.encrypt(BenchRow, rid, v) for rid, v in zip(row_ids, values)]
+    blobs = [field.encrypt(BenchRow, rid, v) for rid, v in zip(row_ids, values, strict=True)]
 
     def descriptor(n):
         # Assign (encrypt), then read as if freshly loaded from the database (decrypt).
@@ -164,7 +172,9 @@ def bench_rotation(url: str, rows: int) -> tuple[float, int]:
     BenchBase.metadata.drop_all(engine)
     BenchBase.metadata.create_all(engine)
     keyring = Keyring.generate()
-    ciphers = {f: keyring.column_cipher("bench_phi_rows", f) for f in ("given_name", "family_name", "birth_date", "phone")}
+    ciphers = {
+        f: keyring.column_cipher("bench_phi_rows", f) for f in ("given_name", "family_name", "birth_date", "phone")
+    }
     table = BenchRow.__table__
     born = date(1940, 1, 1)
     with engine.begin() as conn:
@@ -172,14 +182,23 @@ def bench_rotation(url: str, rows: int) -> tuple[float, int]:
             batch = []
             for i in range(start, min(start + 10_000, rows)):
                 rid = uuid.uuid4()
-                plain = {"given_name": f"Given{i}", "family_name": f"Family{i}",
-                         "birth_date": (born + timedelta(days=i % 25_000)).isoformat(), "phone": f"+1608555{i % 10_000:04d}"}
-                batch.append({"public_id": rid, **{f + "_ct": ciphers[f].encrypt(rid, v.encode()) for f, v in plain.items()},
-                              "family_bidx": None})
+                plain = {
+                    "given_name": f"Given{i}",
+                    "family_name": f"Family{i}",
+                    "birth_date": (born + timedelta(days=i % 25_000)).isoformat(),
+                    "phone": f"+1608555{i % 10_000:04d}",
+                }
+                batch.append(
+                    {
+                        "public_id": rid,
+                        **{f + "_ct": ciphers[f].encrypt(rid, v.encode()) for f, v in plain.items()},
+                        "family_bidx": None,
+                    }
+                )
             conn.execute(insert(table), batch)
     new, key = keyring.with_new_key(DATA)
     new = new.promoted(key.id)
-    models = [m for m in encrypted_models(BenchBase.registry)]
+    models = list(encrypted_models(BenchBase.registry))
     with using(new), Session(engine) as session:
         assert count_stale(session, models, new) == rows
         start = time.perf_counter()
@@ -237,7 +256,6 @@ def bench_files(keyring: Keyring) -> dict[str, float]:
             "ours_memory": size / best_of(ours, 1, 3) / 1e6,
             "ours_disk": size / best_of(disk, 1, 3) / 1e6,
         }
-    del data
     for mb in (10, 50):
         reader = ZeroReader(mb * 1024 * 1024)  # its 1 MiB source block is not ours to count
         tracemalloc.start()
@@ -250,8 +268,12 @@ def bench_files(keyring: Keyring) -> dict[str, float]:
 
 def flask_app(tmp: Path) -> Flask:
     app = Flask("bench_phi", instance_path=str(tmp))
-    app.config.update(PORTAL_ENV="test", PHI_KEK=secrets.token_urlsafe(32),
-                      PHI_KEYRING_PATH=str(tmp / "keyring.bin"), UPLOAD_DIR=str(tmp / "uploads"))
+    app.config.update(
+        PORTAL_ENV="test",
+        PHI_KEK=secrets.token_urlsafe(32),
+        PHI_KEYRING_PATH=str(tmp / "keyring.bin"),
+        UPLOAD_DIR=str(tmp / "uploads"),
+    )
     init_app(app)
     return app
 
@@ -275,8 +297,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--pg", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG), help="URL, or 'none'")
     args = parser.parse_args()
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {platform.system()} {platform.release()}\n")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}\n"
+    )
     with tempfile.TemporaryDirectory() as tmp, flask_app(Path(tmp)).app_context():
         # Inside an app context, as in a request: the keyring is found the way views find it.
         keyring = current_state().keyring
@@ -303,8 +327,11 @@ def main() -> None:
     files = bench_files(keyring)
     print("\n| 50 MB file | MB/s | vs bare AESGCM |\n|---|---:|---:|")
     print(f"| bare AESGCM, one call, whole file in memory | {files['bare']:,.0f} | 1.00x |")
-    print(f"| encrypt_stream, 64 KiB chunks, memory to /dev/null | {files['ours_memory']:,.0f} | {files['ours_memory'] / files['bare']:.2f}x |")
-    print(f"| encrypt_stream, file to file with fsync | {files['ours_disk']:,.0f} | {files['ours_disk'] / files['bare']:.2f}x |")
+    for label, key in (
+        ("encrypt_stream, 64 KiB chunks, memory to /dev/null", "ours_memory"),
+        ("encrypt_stream, file to file with fsync", "ours_disk"),
+    ):
+        print(f"| {label} | {files[key]:,.0f} | {files[key] / files['bare']:.2f}x |")
     print("\n| streaming encryption, peak traced memory | KiB |\n|---|---:|")
     print(f"| 10 MB file | {files['peak_10']:,.0f} |\n| 50 MB file | {files['peak_50']:,.0f} |")
 

@@ -1,4 +1,5 @@
 """Shared by the benchmarks: a fresh, empty database for one run."""
+
 from pathlib import Path
 
 

@@ -1,4 +1,5 @@
 """Referral partner portal: the application factory."""
+
 from pathlib import Path
 
 from flask import Flask
@@ -61,15 +62,34 @@ def register_blueprints(app: Flask) -> None:
     from portal.outcomes.views import bp as outcomes_bp
     from portal.partners.views import bp as partners_bp
     from portal.progress.views import bp as progress_bp
-    from portal.referrals.intake_views import bp as intake_bp, licensure_bp
+    from portal.referrals.intake_views import bp as intake_bp
+    from portal.referrals.intake_views import licensure_bp
     from portal.referrals.views import bp as referrals_bp
-    from portal.relationships.views import bp as relationships_bp, learning_bp
+    from portal.relationships.views import bp as relationships_bp
+    from portal.relationships.views import learning_bp
     from portal.sso.views import bp as sso_bp
     from portal.stories.views import bp as stories_bp
 
-    for bp in (auth_bp, mfa_bp, sso_bp, home_bp, admin_bp, partners_bp, referrals_bp, intake_bp, licensure_bp,
-               chart_bp, consent_bp, progress_bp, notifications_bp, relationships_bp, learning_bp, outcomes_bp,
-               stories_bp, api_clients_bp):
+    for bp in (
+        auth_bp,
+        mfa_bp,
+        sso_bp,
+        home_bp,
+        admin_bp,
+        partners_bp,
+        referrals_bp,
+        intake_bp,
+        licensure_bp,
+        chart_bp,
+        consent_bp,
+        progress_bp,
+        notifications_bp,
+        relationships_bp,
+        learning_bp,
+        outcomes_bp,
+        stories_bp,
+        api_clients_bp,
+    ):
         app.register_blueprint(bp)
     app.register_blueprint(fhir_bp)  # FHIR API and SMART discovery (bearer tokens; CSRF-exempt)
 

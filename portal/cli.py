@@ -1,4 +1,5 @@
 """`flask portal ...` commands: set-up, demo data and accounts."""
+
 import click
 from flask import Flask, current_app
 
@@ -36,7 +37,8 @@ def seed_demo():
 @portal_group.command("demo-logins")
 def demo_logins():
     """Print how to sign in to the demo."""
-    from portal.demo import DEMO_PASSWORD, demo_logins as logins
+    from portal.demo import DEMO_PASSWORD
+    from portal.demo import demo_logins as logins
 
     url = current_app.config["PORTAL_BASE_URL"]
     click.echo(f"\n  Referral partner portal: {url}\n  Password for every demo login: {DEMO_PASSWORD}\n")
@@ -44,9 +46,11 @@ def demo_logins():
         click.echo(f"  {role:<14} {email:<34} {org}")
     from portal.mfa.demo import demo_totp_key
 
-    click.echo(f"\n  Staff and admins also give a code (two-step verification). Add this key to any\n"
-               f"  authenticator app (time-based): {demo_totp_key()}\n"
-               f"  or print the current code with: PORTAL_ENV=development .venv/bin/flask --app wsgi portal demo-code\n")
+    click.echo(
+        f"\n  Staff and admins also give a code (two-step verification). Add this key to any\n"
+        f"  authenticator app (time-based): {demo_totp_key()}\n"
+        f"  or print the current code with: PORTAL_ENV=development .venv/bin/flask --app wsgi portal demo-code\n"
+    )
 
 
 @portal_group.command("demo-code")

@@ -5,6 +5,7 @@ operator can override a value at deploy time without editing files on the host.
 Production refuses to start without its secrets; development generates them into
 ``instance/portal.toml`` once and reuses them, so restarts keep sessions and data.
 """
+
 import os
 import secrets
 import tomllib
@@ -114,8 +115,9 @@ def load_config(app, test_config: dict | None = None) -> None:
     try:
         ZoneInfo(str(cfg["PORTAL_TIMEZONE"]))
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"PORTAL_TIMEZONE must be an IANA time zone such as America/Chicago, "
-                          f"not {cfg['PORTAL_TIMEZONE']!r}") from exc
+        raise ConfigError(
+            f"PORTAL_TIMEZONE must be an IANA time zone such as America/Chicago, not {cfg['PORTAL_TIMEZONE']!r}"
+        ) from exc
 
     is_dev = env == "development"
     database_uri = normalise_database_url(cfg["DATABASE_URL"])
@@ -148,7 +150,7 @@ def normalise_database_url(url: str) -> str:
     """Accept the postgres:// spelling hosting platforms use; always drive psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

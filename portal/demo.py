@@ -1,4 +1,5 @@
 """Demo data for `make run`: organizations, one login per role, partners of two organizations."""
+
 from sqlalchemy import func, select
 
 from portal.accounts.models import User
@@ -6,9 +7,9 @@ from portal.accounts.passwords import hash_password
 from portal.core.permissions import Role
 from portal.extensions import db
 from portal.mfa.demo import enrol_demo_practice_users
+from portal.outcomes.demo import seed_demo_outcomes
 from portal.partners.models import Organization, OrganizationKind, RelationshipStatus
 from portal.patients.demo import seed_demo_patients
-from portal.outcomes.demo import seed_demo_outcomes
 from portal.referrals.demo import seed_demo_licensure, seed_demo_referrals
 from portal.relationships.demo import seed_demo_relationships
 
@@ -49,8 +50,16 @@ def seed_demo_data() -> bool:
     db.session.flush()
     password_hash = hash_password(DEMO_PASSWORD)
     for email, name, role, org, npi in USERS:
-        db.session.add(User(email=email, full_name=name, role=role, npi=npi, password_hash=password_hash,
-                            organization_id=orgs[org].id if org else None))
+        db.session.add(
+            User(
+                email=email,
+                full_name=name,
+                role=role,
+                npi=npi,
+                password_hash=password_hash,
+                organization_id=orgs[org].id if org else None,
+            )
+        )
     db.session.flush()
     enrol_demo_practice_users()
     seed_demo_licensure()

@@ -4,6 +4,7 @@ The app's "today" is the practice's (``portal.core.time.practice_today``), which
 from the host's ``date.today()`` for hours every night on a UTC machine. Tests that build
 dates relative to today use this one, or they fail only when run in those hours.
 """
+
 from datetime import date
 from zoneinfo import ZoneInfo
 

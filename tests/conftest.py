@@ -3,6 +3,7 @@
 The database is SQLite unless TEST_DATABASE_URL names another (PostgreSQL in CI): the
 README's test command runs the whole suite once per database.
 """
+
 import contextvars
 import os
 import secrets
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from flask import has_app_context
-from hypothesis import settings
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 

@@ -1,4 +1,5 @@
 """Test factories: plain functions that add and flush, never commit."""
+
 import itertools
 
 from portal.accounts.models import User
@@ -12,15 +13,21 @@ _seq = itertools.count(1)
 
 
 def make_organization(name: str | None = None, **kwargs) -> Organization:
-    org = Organization(name=name or f"Partner Org {next(_seq)}",
-                       kind=kwargs.pop("kind", OrganizationKind.ORTHOPEDICS), **kwargs)
+    org = Organization(
+        name=name or f"Partner Org {next(_seq)}", kind=kwargs.pop("kind", OrganizationKind.ORTHOPEDICS), **kwargs
+    )
     db.session.add(org)
     db.session.flush()
     return org
 
 
-def make_user(role: Role | str = Role.PARTNER, organization: Organization | None = None,
-              password: str | None = PASSWORD, mfa: bool | None = None, **kwargs) -> User:
+def make_user(
+    role: Role | str = Role.PARTNER,
+    organization: Organization | None = None,
+    password: str | None = PASSWORD,
+    mfa: bool | None = None,
+    **kwargs,
+) -> User:
     """mfa: give the user an authenticator app; by default staff and admins (who must) have one."""
     role = Role(role)
     if role.is_partner and organization is None:
@@ -89,18 +96,24 @@ def make_patient(family_name: str = "Rivera", birth_date=None, us_state: str = "
     return patient
 
 
-def make_referral(organization: Organization, clinician: User | None = None, patient=None, status=None,
-                  **kwargs):
+def make_referral(organization: Organization, clinician: User | None = None, patient=None, status=None, **kwargs):
     import uuid
 
     from portal.referrals.lifecycle import Status
     from portal.referrals.models import EventKind, Referral, ReferralEvent, Service, Urgency, VisitPreference
 
     clinician = clinician or make_user(Role.PARTNER, organization)
-    referral = Referral(patient=patient or make_patient(), organization_id=organization.id,
-                        clinician_id=clinician.id, submitted_by_id=clinician.id,
-                        requested_service=Service.EVALUATE_AND_TREAT, urgency=kwargs.pop("urgency", Urgency.ROUTINE),
-                        visit_preference=VisitPreference.EITHER, status=status or Status.SUBMITTED, **kwargs)
+    referral = Referral(
+        patient=patient or make_patient(),
+        organization_id=organization.id,
+        clinician_id=clinician.id,
+        submitted_by_id=clinician.id,
+        requested_service=Service.EVALUATE_AND_TREAT,
+        urgency=kwargs.pop("urgency", Urgency.ROUTINE),
+        visit_preference=VisitPreference.EITHER,
+        status=status or Status.SUBMITTED,
+        **kwargs,
+    )
     referral.public_id = uuid.uuid4()
     referral.reason = "Knee pain on stairs"
     referral.icd10_codes = ["M25.561"]
@@ -118,8 +131,12 @@ def make_attachment(referral, content: bytes = PDF_BYTES, filename: str = "river
     from portal.core.phi import documents
     from portal.referrals.models import Attachment
 
-    attachment = Attachment(content_type="application/pdf", size_bytes=len(content),
-                            uploaded_by_id=referral.clinician_id, bound_patient_id=referral.patient.public_id)
+    attachment = Attachment(
+        content_type="application/pdf",
+        size_bytes=len(content),
+        uploaded_by_id=referral.clinician_id,
+        bound_patient_id=referral.patient.public_id,
+    )
     attachment.public_id = uuid.uuid4()
     attachment.filename = filename
     documents().save(attachment.public_id, attachment.bound_patient_id, io.BytesIO(content))

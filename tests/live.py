@@ -2,6 +2,7 @@
 by gunicorn with `make run`'s settings (gunicorn.conf.py: two workers of two threads) on a
 loopback port, and the `flask` commands (sealer, worker) run as separate processes beside it.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,19 @@ class LivePortal:
         return {**os.environ, "PORTAL_TEST_CONFIG": json.dumps(self.config), "FLASK_APP": "tests.live_wsgi"}
 
     def flask(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(VENV_BIN / "flask"), *args], cwd=ROOT, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [str(VENV_BIN / "flask"), *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def spawn_flask(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([str(VENV_BIN / "flask"), *args], cwd=ROOT, env={**self.env, "PYTHONUNBUFFERED": "1"},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [str(VENV_BIN / "flask"), *args],
+            cwd=ROOT,
+            env={**self.env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def signed_in(self, email: str, code: str | None = None) -> requests.Session:
         """A browser-like session signed in as a demo user (with the authenticator code if asked)."""
@@ -75,14 +83,25 @@ def serve(tmp: Path, name: str, **overrides):
         db.session.commit()
         db.engine.dispose()
     port = _free_port()
-    config = {k: v for k, v in test_config(url, instance, WTF_CSRF_ENABLED=True, **overrides).items()}
+    config = dict(test_config(url, instance, WTF_CSRF_ENABLED=True, **overrides))
     config["PORTAL_BASE_URL"] = f"http://127.0.0.1:{port}"
     log = tmp / f"{name}-gunicorn.log"
     portal = LivePortal(f"http://127.0.0.1:{port}", config, log)
     with log.open("w") as out:
         server = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-             "tests.live_wsgi:app"], cwd=ROOT, env=portal.env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                str(VENV_BIN / "gunicorn"),
+                "--config",
+                "gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "tests.live_wsgi:app",
+            ],
+            cwd=ROOT,
+            env=portal.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:

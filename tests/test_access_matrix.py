@@ -4,6 +4,7 @@ A route missing from MATRIX fails test_every_route_is_in_the_matrix: new work mu
 add its routes here. Object routes use organization B's objects, so a partner of
 organization A must get 404 (not 403: the object does not exist for them).
 """
+
 import pytest
 
 from portal.core.permissions import Role
@@ -34,60 +35,88 @@ MATRIX = {
     "auth.set_password": ("GET", "/auth/set-password", {"*": 400}),
     "auth.account": ("GET", "/auth/account", {"anonymous": LOGIN, "*": 200}),
     # Sign-in security (issue 8). Someone else's (or no) session or browser is a 404.
-    "auth.end_session": ("POST", "/auth/sessions/00000000-0000-4000-8000-000000000000/end",
-                         {"anonymous": LOGIN, "*": 404}),
+    "auth.end_session": (
+        "POST",
+        "/auth/sessions/00000000-0000-4000-8000-000000000000/end",
+        {"anonymous": LOGIN, "*": 404},
+    ),
     "auth.end_other_sessions": ("POST", "/auth/sessions/end-others", {"anonymous": LOGIN, "*": 302}),
     "mfa.verify": ("GET", "/auth/mfa/verify", {"*": LOGIN}),  # only half-way through signing in
     "mfa.setup": ("GET", "/auth/mfa/setup", {"*": LOGIN}),
     "mfa.enrol": ("GET", "/auth/mfa/enrol", {"anonymous": LOGIN, "*": 200}),
     "mfa.recovery_codes": ("POST", "/auth/mfa/recovery-codes", {"anonymous": LOGIN, "*": 302}),
     "mfa.disable": ("POST", "/auth/mfa/disable", {"anonymous": LOGIN, "*": 302}),
-    "mfa.revoke_device": ("POST", "/auth/mfa/devices/00000000-0000-4000-8000-000000000000/revoke",
-                          {"anonymous": LOGIN, "*": 404}),
+    "mfa.revoke_device": (
+        "POST",
+        "/auth/mfa/devices/00000000-0000-4000-8000-000000000000/revoke",
+        {"anonymous": LOGIN, "*": 404},
+    ),
     "mfa.admin_reset": ("POST", "/admin/users/{user_b}/reset-mfa", {"anonymous": LOGIN, "admin": 302, "*": 403}),
-    "mfa.organization_policy": ("POST", "/admin/organizations/{org_b}/sign-in-policy",
-                                {"anonymous": LOGIN, "admin": 302, "*": 403}),
+    "mfa.organization_policy": (
+        "POST",
+        "/admin/organizations/{org_b}/sign-in-policy",
+        {"anonymous": LOGIN, "admin": 302, "*": 403},
+    ),
     "sso.start": ("GET", "/auth/sso", {"anonymous": 200, "*": 302}),
     "sso.callback": ("GET", "/auth/sso/callback?code=x&state=forged", {"*": 400}),
     "sso.configure": ("GET", "/admin/organizations/{org_b}/sso", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "referrals.home": ("GET", "/partner/", {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 200}),
     "partners.users": ("GET", "/partner/users", {"anonymous": LOGIN, "partner_admin_a": 200, "*": 403}),
-    "partners.deactivate_user": ("POST", "/partner/users/{user_b}/deactivate",
-                                 {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403}),
-    "partners.reactivate_user": ("POST", "/partner/users/{user_b}/reactivate",
-                                 {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403}),
+    "partners.deactivate_user": (
+        "POST",
+        "/partner/users/{user_b}/deactivate",
+        {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403},
+    ),
+    "partners.reactivate_user": (
+        "POST",
+        "/partner/users/{user_b}/reactivate",
+        {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403},
+    ),
     "admin.home": ("GET", "/admin/", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "admin.organizations": ("GET", "/admin/organizations", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "admin.organization": ("GET", "/admin/organizations/{org_b}", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "admin.users": ("GET", "/admin/users", {"anonymous": LOGIN, "admin": 200, "*": 403}),
-    "admin.deactivate_user": ("POST", "/admin/users/{user_b}/deactivate",
-                              {"anonymous": LOGIN, "admin": 302, "*": 403}),
-    "admin.reactivate_user": ("POST", "/admin/users/{user_b}/reactivate",
-                              {"anonymous": LOGIN, "admin": 302, "*": 403}),
+    "admin.deactivate_user": ("POST", "/admin/users/{user_b}/deactivate", {"anonymous": LOGIN, "admin": 302, "*": 403}),
+    "admin.reactivate_user": ("POST", "/admin/users/{user_b}/reactivate", {"anonymous": LOGIN, "admin": 302, "*": 403}),
     "notifications.preferences": ("GET", "/account/notifications", {"anonymous": LOGIN, "*": 200}),
     "notifications.outbox": ("GET", "/admin/outbox", {"anonymous": LOGIN, "admin": 200, "*": 403}),
-    "notifications.retry": ("POST", "/admin/outbox/00000000-0000-4000-8000-000000000000/retry",
-                            {"anonymous": LOGIN, "admin": 404, "*": 403}),
+    "notifications.retry": (
+        "POST",
+        "/admin/outbox/00000000-0000-4000-8000-000000000000/retry",
+        {"anonymous": LOGIN, "admin": 404, "*": 403},
+    ),
     # Relationship workspace: staff only; partners see published events and resources.
     "relationships.organizations": ("GET", "/relationships/", STAFF_ONLY),
     "relationships.export_prospects": ("GET", "/relationships/prospects.csv", STAFF_ONLY),
-    "relationships.import_prospects": ("POST", "/relationships/prospects/import",
-                                       {**STAFF_ONLY, "staff": 302, "admin": 302}),
+    "relationships.import_prospects": (
+        "POST",
+        "/relationships/prospects/import",
+        {**STAFF_ONLY, "staff": 302, "admin": 302},
+    ),
     "relationships.organization": ("GET", "/relationships/organizations/{org_b}", STAFF_ONLY),
     "relationships.update_relationship": ("POST", "/relationships/organizations/{org_b}/relationship", STAFF_FORM),
     "relationships.log_touchpoint": ("POST", "/relationships/organizations/{org_b}/touchpoints", STAFF_FORM),
     "relationships.add_contact": ("POST", "/relationships/organizations/{org_b}/contacts", STAFF_FORM),
     "relationships.events": ("GET", "/relationships/events", STAFF_ONLY),
     "relationships.event": ("GET", "/relationships/events/{event}", STAFF_ONLY),
-    "relationships.mark_attended": ("POST", "/relationships/events/{event}/rsvps/{rsvp_b}/attended",
-                                    {**STAFF_ONLY, "staff": 302, "admin": 302}),
+    "relationships.mark_attended": (
+        "POST",
+        "/relationships/events/{event}/rsvps/{rsvp_b}/attended",
+        {**STAFF_ONLY, "staff": 302, "admin": 302},
+    ),
     "relationships.resources": ("GET", "/relationships/resources", STAFF_ONLY),
     "relationships.download_resource": ("GET", "/relationships/resources/{resource}", STAFF_ONLY),
     "learning.index": ("GET", "/partner/learning/", {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 200}),
-    "learning.rsvp": ("POST", "/partner/learning/events/{event}/rsvp",
-                      {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 302}),
-    "learning.download": ("GET", "/partner/learning/resources/{resource}",
-                          {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 200}),
+    "learning.rsvp": (
+        "POST",
+        "/partner/learning/events/{event}/rsvp",
+        {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 302},
+    ),
+    "learning.download": (
+        "GET",
+        "/partner/learning/resources/{resource}",
+        {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 200},
+    ),
     # Referrals, partner side: organization B's referral is a 404 for organization A.
     "referrals.new": ("GET", "/partner/referrals/new", {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 200}),
     "referrals.submitted": ("GET", "/partner/referrals/{referral_b}/submitted", PARTNER_B_ONLY),
@@ -95,15 +124,26 @@ MATRIX = {
     "referrals.attachment": ("GET", "/partner/referrals/{referral_b}/attachments/{attachment_b}", PARTNER_B_ONLY),
     "referrals.add_note": ("POST", "/partner/referrals/{referral_b}/notes", {**PARTNER_B_ONLY, "partner_b": 422}),
     "referrals.cancel": ("POST", "/partner/referrals/{referral_b}/cancel", {**PARTNER_B_ONLY, "partner_b": 422}),
-    "referrals.lookup": ("POST", "/partner/referrals/lookup", {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 422}),
+    "referrals.lookup": (
+        "POST",
+        "/partner/referrals/lookup",
+        {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 422},
+    ),
     # Referrals, practice side.
     "intake.queue": ("GET", "/staff/referrals/", STAFF_ONLY),
     "intake.detail": ("GET", "/staff/referrals/{referral_b}", STAFF_ONLY),
     "intake.attachment": ("GET", "/staff/referrals/{referral_b}/attachments/{attachment_b}", STAFF_ONLY),
-    "intake.change_status": ("POST", "/staff/referrals/{referral_b}/status", {**STAFF_ONLY, "staff": 422, "admin": 422}),
+    "intake.change_status": (
+        "POST",
+        "/staff/referrals/{referral_b}/status",
+        {**STAFF_ONLY, "staff": 422, "admin": 422},
+    ),
     "intake.add_note": ("POST", "/staff/referrals/{referral_b}/notes", {**STAFF_ONLY, "staff": 422, "admin": 422}),
-    "intake.resolve_duplicate": ("POST", "/staff/referrals/{referral_b}/duplicate",
-                                 {**STAFF_ONLY, "staff": 422, "admin": 422}),
+    "intake.resolve_duplicate": (
+        "POST",
+        "/staff/referrals/{referral_b}/duplicate",
+        {**STAFF_ONLY, "staff": 422, "admin": 422},
+    ),
     "intake.lookup": ("POST", "/staff/referrals/lookup", {**STAFF_ONLY, "staff": 422, "admin": 422}),
     # Patients, consents, progress updates.
     "chart.staff_view": ("GET", "/staff/patients/{patient_b}", STAFF_ONLY),
@@ -113,7 +153,11 @@ MATRIX = {
     "progress.write_update": ("POST", "/staff/patients/{patient_b}/updates", STAFF_FORM),
     "progress.revise_update": ("POST", "/staff/updates/{update_b}/revise", STAFF_FORM),
     "progress.approvals": ("GET", "/staff/approvals", STAFF_ONLY),
-    "progress.approve_update": ("POST", "/staff/updates/{update_b}/approve", {**STAFF_ONLY, "staff": 409, "admin": 409}),
+    "progress.approve_update": (
+        "POST",
+        "/staff/updates/{update_b}/approve",
+        {**STAFF_ONLY, "staff": 409, "admin": 409},
+    ),
     "progress.return_update": ("POST", "/staff/updates/{update_b}/return", STAFF_FORM),
     "consent.expiring": ("GET", "/staff/consents/expiring", STAFF_ONLY),
     "chart.partner_view": ("GET", "/partner/patients/{patient_b}", PARTNER_B_ONLY),
@@ -179,12 +223,19 @@ def world(db, org_a, org_b):
         "admin": factories.make_user(Role.ADMIN),
     }
     referral_b = factories.make_referral(org_b, users["partner_b"])
-    ids = {"org_b": org_b.public_id, "user_b": factories.make_user(Role.PARTNER, org_b).public_id,
-           "referral_b": referral_b.public_id, "attachment_b": factories.make_attachment(referral_b).public_id,
-           "license": _license().public_id, "patient_b": referral_b.patient.public_id,
-           "consent_b": _consent(referral_b).public_id, "update_b": _update(referral_b).public_id,
-           **_learning(users["partner_b"]), **_outcomes(referral_b, users["staff"]),
-           "api_client_b": _api_client(org_b, users["admin"]).public_id}
+    ids = {
+        "org_b": org_b.public_id,
+        "user_b": factories.make_user(Role.PARTNER, org_b).public_id,
+        "referral_b": referral_b.public_id,
+        "attachment_b": factories.make_attachment(referral_b).public_id,
+        "license": _license().public_id,
+        "patient_b": referral_b.patient.public_id,
+        "consent_b": _consent(referral_b).public_id,
+        "update_b": _update(referral_b).public_id,
+        **_learning(users["partner_b"]),
+        **_outcomes(referral_b, users["staff"]),
+        "api_client_b": _api_client(org_b, users["admin"]).public_id,
+    }
     return users, ids
 
 
@@ -196,9 +247,16 @@ def _consent(referral):
     from portal.consent.models import Consent, Method
     from portal.core.phi import documents
 
-    consent = Consent(consent_key=uuid.uuid4(), patient_id=referral.patient_id, method=Method.SIGNED_FORM,
-                      grantee_organization_id=referral.organization_id, allows_progress_notes=True,
-                      effective_on=date(2020, 1, 1), recorded_by_id=referral.clinician_id, document_id=uuid.uuid4())
+    consent = Consent(
+        consent_key=uuid.uuid4(),
+        patient_id=referral.patient_id,
+        method=Method.SIGNED_FORM,
+        grantee_organization_id=referral.organization_id,
+        allows_progress_notes=True,
+        effective_on=date(2020, 1, 1),
+        recorded_by_id=referral.clinician_id,
+        document_id=uuid.uuid4(),
+    )
     documents().save(consent.document_id, referral.patient.public_id, io.BytesIO(factories.PDF_BYTES))
     db.session.add(consent)
     db.session.flush()
@@ -211,8 +269,14 @@ def _update(referral):
     from portal.consent.models import Category
     from portal.progress.models import ProgressUpdate, UpdateState
 
-    item = ProgressUpdate(referral_id=referral.id, patient_id=referral.patient_id, author_id=referral.clinician_id,
-                          visit_date=date(2026, 1, 5), category=Category.PROGRESS_NOTES, state=UpdateState.PENDING)
+    item = ProgressUpdate(
+        referral_id=referral.id,
+        patient_id=referral.patient_id,
+        author_id=referral.clinician_id,
+        visit_date=date(2026, 1, 5),
+        category=Category.PROGRESS_NOTES,
+        state=UpdateState.PENDING,
+    )
     item.body = "Walking without a cane."
     db.session.add(item)
     db.session.flush()
@@ -229,19 +293,34 @@ def _outcomes(referral, staff):
     from tests.consent.helpers import add_consent
 
     instrument = db.session.scalar(db.select(Instrument).where(Instrument.code == "ODI"))
-    score = OutcomeScore(referral_id=referral.id, instrument_id=instrument.id, phase=Phase.INTAKE,
-                         measured_on=date(2026, 1, 5), score=40, recorded_by_id=staff.id)
+    score = OutcomeScore(
+        referral_id=referral.id,
+        instrument_id=instrument.id,
+        phase=Phase.INTAKE,
+        measured_on=date(2026, 1, 5),
+        score=40,
+        recorded_by_id=staff.id,
+    )
     add_consent(referral, categories=(Category.STORY_PUBLICATION,))
     stories = []
     for state in (StoryState.DRAFT, StoryState.PUBLISHED):
-        story = Story(patient_id=referral.patient_id, author_id=staff.id, condition=Condition.KNEE, state=state,
-                      published_at=now_utc() if state is StoryState.PUBLISHED else None)
+        story = Story(
+            patient_id=referral.patient_id,
+            author_id=staff.id,
+            condition=Condition.KNEE,
+            state=state,
+            published_at=now_utc() if state is StoryState.PUBLISHED else None,
+        )
         story.title, story.highlight, story.body_markdown = "Back on the trail", "LEFS 31 -> 68", "Hiking again."
         stories.append(story)
     db.session.add_all([score, *stories])
     db.session.flush()
-    return {"instrument": instrument.public_id, "score_b": score.public_id, "story_b": stories[0].public_id,
-            "published_story": stories[1].public_id}
+    return {
+        "instrument": instrument.public_id,
+        "score_b": score.public_id,
+        "story_b": stories[0].public_id,
+        "published_story": stories[1].public_id,
+    }
 
 
 def _learning(partner):
@@ -252,12 +331,14 @@ def _learning(partner):
     from portal.relationships.models import Event, EventKind, Resource, Rsvp, RsvpResponse
 
     event = Event(title="Webinar", kind=EventKind.WEBINAR, starts_at=now_utc() + timedelta(days=7), is_published=True)
-    resource = Resource(title="Handout", filename="h.pdf", content_type="application/pdf", size=9, data=b"%PDF-1.4\n",
-                        is_published=True)
+    resource = Resource(
+        title="Handout", filename="h.pdf", content_type="application/pdf", size=9, data=b"%PDF-1.4\n", is_published=True
+    )
     db.session.add_all([event, resource])
     db.session.flush()
-    rsvp = Rsvp(event_id=event.id, user_id=partner.id, organization_id=partner.organization_id,
-                response=RsvpResponse.GOING)
+    rsvp = Rsvp(
+        event_id=event.id, user_id=partner.id, organization_id=partner.organization_id, response=RsvpResponse.GOING
+    )
     db.session.add(rsvp)
     db.session.flush()
     return {"event": event.public_id, "resource": resource.public_id, "rsvp_b": rsvp.public_id}

@@ -4,10 +4,11 @@ For each list page: the number of SQL statements is the same with 5 rows and wit
 (no query per row), a page holds at most 25 rows, and walking the pages (forwards, then
 back) shows every row exactly once, even when a new row arrives at the top meanwhile.
 """
+
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from collections.abc import Callable
 
 import pytest
 
@@ -39,32 +40,38 @@ class ListPage:
 
 
 def _seed_partner_referrals(ctx, n):
-    clinicians = ctx.setdefault("clinicians", [ctx["user"]] + [factories.make_user(Role.PARTNER, ctx["org"])
-                                                               for _ in range(2)])
+    clinicians = ctx.setdefault(
+        "clinicians", [ctx["user"]] + [factories.make_user(Role.PARTNER, ctx["org"]) for _ in range(2)]
+    )
     for i in range(n):
-        factories.make_referral(ctx["org"], clinician=clinicians[i % 3],
-                                patient=factories.make_patient(family_name=f"Family{i}"))
+        factories.make_referral(
+            ctx["org"], clinician=clinicians[i % 3], patient=factories.make_patient(family_name=f"Family{i}")
+        )
 
 
 def _seed_queue(ctx, n):
     other = ctx.setdefault("other_org", factories.make_organization())
     for i in range(n):
-        factories.make_referral(other if i % 2 else ctx["org"], urgency=Urgency.URGENT if i % 7 == 0 else Urgency.ROUTINE,
-                                patient=factories.make_patient(family_name=f"Queue{i}"))
+        factories.make_referral(
+            other if i % 2 else ctx["org"],
+            urgency=Urgency.URGENT if i % 7 == 0 else Urgency.ROUTINE,
+            patient=factories.make_patient(family_name=f"Queue{i}"),
+        )
 
 
 def _seed_approvals(ctx, n):
     author = ctx.setdefault("author", factories.make_user(Role.STAFF))
     for i in range(n):
-        referral = factories.make_referral(ctx["org"], status=Status.IN_CARE,
-                                           patient=factories.make_patient(family_name=f"Update{i}"))
+        referral = factories.make_referral(
+            ctx["org"], status=Status.IN_CARE, patient=factories.make_patient(family_name=f"Update{i}")
+        )
         item = add_update(referral, author, state=UpdateState.PENDING, category=Category.PROGRESS_NOTES)
         item.submitted_at = now_utc() - timedelta(minutes=200 - i)
     db.session.flush()
 
 
 def _seed_audit(ctx, n):
-    for i in range(n):
+    for _ in range(n):
         record(AuditAction.RELATIONSHIP_UPDATED, actor=ctx["user"], obj=factories.make_organization())
     db.session.flush()
 
@@ -74,8 +81,14 @@ def _seed_disclosures(ctx, n):
     partner = factories.make_user(Role.PARTNER, ctx["org"])
     for i in range(n):
         item = add_update(referral, ctx["user"], body=f"Update {i}")
-        record(AuditAction.DISCLOSURE, actor=partner, obj=item, patient_id=referral.patient.public_id,
-               category="progress_notes", organization=ctx["org"].name)
+        record(
+            AuditAction.DISCLOSURE,
+            actor=partner,
+            obj=item,
+            patient_id=referral.patient.public_id,
+            category="progress_notes",
+            organization=ctx["org"].name,
+        )
     db.session.flush()
 
 
@@ -89,8 +102,14 @@ def _seed_partner_list(ctx, n):
         ctx["related"].append(org)
         if i % 3 == 0:  # some with an owner and a touchpoint, the rest empty (sorted last)
             db.session.add(RelationshipOwner(organization_id=org.id, owner_id=owner.id))
-            db.session.add(Touchpoint(organization_id=org.id, staff_id=owner.id, kind=TouchpointKind.CALL,
-                                      occurred_on=practice_today() - timedelta(days=i % 40)))
+            db.session.add(
+                Touchpoint(
+                    organization_id=org.id,
+                    staff_id=owner.id,
+                    kind=TouchpointKind.CALL,
+                    occurred_on=practice_today() - timedelta(days=i % 40),
+                )
+            )
     db.session.flush()
 
 
@@ -109,8 +128,12 @@ def _seed_dead_letters(ctx, n):
     from portal.notifications.services import enqueue
 
     for _ in range(n):
-        message = enqueue(f"gone{len(ctx.setdefault('dead', []))}@example.com", "checkin_due", organization="Org",
-                          link="https://portal.example/o/1")
+        message = enqueue(
+            f"gone{len(ctx.setdefault('dead', []))}@example.com",
+            "checkin_due",
+            organization="Org",
+            link="https://portal.example/o/1",
+        )
         db.session.flush()
         message.state, message.attempts, message.last_error = OutboxState.DEAD, 8, "550 5.1.1 Mailbox unavailable"
         ctx["dead"].append(message)
@@ -126,8 +149,13 @@ def _seed_stories(ctx, n):
     for i in range(n):
         referral = factories.make_referral(ctx["org"] if i % 2 else others)
         add_consent(referral, categories=(Category.STORY_PUBLICATION,))
-        story = Story(patient_id=referral.patient_id, author_id=staff.id, condition="knee",
-                      state=StoryState.PUBLISHED, published_at=now_utc() - timedelta(hours=i))
+        story = Story(
+            patient_id=referral.patient_id,
+            author_id=staff.id,
+            condition="knee",
+            state=StoryState.PUBLISHED,
+            published_at=now_utc() - timedelta(hours=i),
+        )
         story.title, story.highlight, story.body_markdown = f"Story {i}", "LEFS 31 -> 68", "Better."
         db.session.add(story)
     db.session.flush()
@@ -144,22 +172,39 @@ def _seed_expiring(ctx, n):
 
 UUID = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 PAGES = [
-    ListPage(Role.PARTNER, "/partner/?status=", re.compile(r'href="/partner/referrals/' + UUID), _seed_partner_referrals),
+    ListPage(
+        Role.PARTNER, "/partner/?status=", re.compile(r'href="/partner/referrals/' + UUID), _seed_partner_referrals
+    ),
     ListPage(Role.STAFF, "/staff/referrals/", re.compile(r'href="/staff/referrals/' + UUID), _seed_queue),
-    ListPage(Role.STAFF, "/staff/approvals", re.compile(r'/staff/updates/' + UUID + '/approve'), _seed_approvals),
-    ListPage(Role.ADMIN, "/admin/audit?action=relationship.updated", re.compile(r"<td>Organization (\w{8})</td>"),
-             _seed_audit),
-    ListPage(Role.STAFF, "/relationships/?q=relate&sort=last_touchpoint&dir=desc",
-             re.compile(r'href="/relationships/organizations/' + UUID), _seed_partner_list),
+    ListPage(Role.STAFF, "/staff/approvals", re.compile(r"/staff/updates/" + UUID + "/approve"), _seed_approvals),
+    ListPage(
+        Role.ADMIN,
+        "/admin/audit?action=relationship.updated",
+        re.compile(r"<td>Organization (\w{8})</td>"),
+        _seed_audit,
+    ),
+    ListPage(
+        Role.STAFF,
+        "/relationships/?q=relate&sort=last_touchpoint&dir=desc",
+        re.compile(r'href="/relationships/organizations/' + UUID),
+        _seed_partner_list,
+    ),
     ListPage(Role.ADMIN, "/admin/users", re.compile(r"<td>(user\d+@example\.com)</td>"), _seed_users),
-    ListPage(Role.ADMIN, "/admin/organizations", re.compile(r'href="/admin/organizations/' + UUID), _seed_organizations),
+    ListPage(
+        Role.ADMIN, "/admin/organizations", re.compile(r'href="/admin/organizations/' + UUID), _seed_organizations
+    ),
     ListPage(Role.ADMIN, "/admin/outbox", re.compile(r"/admin/outbox/" + UUID + "/retry"), _seed_dead_letters),
     ListPage(Role.PARTNER, "/partner/stories", re.compile(r'href="/partner/stories/' + UUID), _seed_stories),
     ListPage(Role.STAFF, "/staff/stories", re.compile(r'href="/staff/stories/' + UUID), _seed_stories),
-    ListPage(Role.STAFF, "/staff/consents/expiring", re.compile(r'href="/staff/patients/' + UUID + r'">Expiring'),
-             _seed_expiring),
-    ListPage(Role.STAFF, "/staff/patients/{patient}/disclosures", re.compile(r"ProgressUpdate (\w{8})\)"),
-             _seed_disclosures),
+    ListPage(
+        Role.STAFF,
+        "/staff/consents/expiring",
+        re.compile(r'href="/staff/patients/' + UUID + r'">Expiring'),
+        _seed_expiring,
+    ),
+    ListPage(
+        Role.STAFF, "/staff/patients/{patient}/disclosures", re.compile(r"ProgressUpdate (\w{8})\)"), _seed_disclosures
+    ),
 ]
 
 
@@ -217,8 +262,9 @@ def test_paging_shows_every_row_once_even_when_a_row_arrives_meanwhile(client, d
     everything, last_page = _walk(client, page, url)
     assert len(everything) == len(set(everything)) == 60
     back = PREVIOUS.search(last_page)
-    assert list(dict.fromkeys(page.row.findall(client.get(back.group(1).replace("&amp;", "&")).text))) \
-        == everything[25:50]
+    assert (
+        list(dict.fromkeys(page.row.findall(client.get(back.group(1).replace("&amp;", "&")).text))) == everything[25:50]
+    )
     # Someone adds a row while the list is being read: no row is shown twice and none is skipped.
     seen, _ = _walk(client, page, url, during=lambda: page.seed(ctx, 1))
     assert len(seen) == len(set(seen)) and set(everything) <= set(seen)
@@ -244,8 +290,13 @@ def test_partners_find_a_referral_by_its_reference(client, db, login_as, org_a, 
     partner = login_as(Role.PARTNER)
     mine = factories.make_referral(org_a, clinician=partner, status=Status.DISCHARGED)
     theirs = factories.make_referral(org_b)
-    for typed in (mine.reference, mine.reference.lower(), mine.reference[3:], mine.reference[:7] + " ",
-                  f" {mine.reference[:3]} {mine.reference[3:]}"):
+    for typed in (
+        mine.reference,
+        mine.reference.lower(),
+        mine.reference[3:],
+        mine.reference[:7] + " ",
+        f" {mine.reference[:3]} {mine.reference[3:]}",
+    ):
         response = client.get("/partner/", query_string={"reference": typed})
         assert response.status_code == 200 and f"/partner/referrals/{mine.public_id}" in response.text, typed
     other = client.get("/partner/", query_string={"reference": theirs.reference}).text

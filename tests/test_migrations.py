@@ -1,4 +1,5 @@
 """Migrations are the only source of the schema: they must match the models exactly."""
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade

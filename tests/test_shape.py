@@ -5,6 +5,7 @@
 - No view decides what happened by reading an exception's wording: services raise a kind
   (portal.core.errors) and views look at that.
 """
+
 import ast
 from collections import defaultdict
 from pathlib import Path
@@ -59,7 +60,7 @@ def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
             if nxt in APP_LEVEL or nxt in CORE:
                 continue
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if state.get(nxt) is None and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -97,12 +98,19 @@ def _reads_exception_text(function: ast.AST) -> list[int]:
         if not isinstance(node, ast.Compare) or not any(isinstance(op, (ast.In, ast.NotIn, ast.Eq)) for op in node.ops):
             continue
         for side in [node.left, *node.comparators]:
-            inner = side.args[0] if isinstance(side, ast.Call) and getattr(side.func, "id", None) == "str" \
-                and side.args else side
+            inner = (
+                side.args[0]
+                if isinstance(side, ast.Call) and getattr(side.func, "id", None) == "str" and side.args
+                else side
+            )
             if isinstance(inner, ast.Name) and inner.id in caught:
                 found.append(node.lineno)
-            if isinstance(inner, ast.Attribute) and inner.attr in ("message", "args") and \
-                    isinstance(inner.value, ast.Name) and inner.value.id in caught:
+            if (
+                isinstance(inner, ast.Attribute)
+                and inner.attr in ("message", "args")
+                and isinstance(inner.value, ast.Name)
+                and inner.value.id in caught
+            ):
                 found.append(node.lineno)
     for node in ast.walk(function):  # any("..." in e for e in form.x.errors)
         if isinstance(node, ast.comprehension) and isinstance(node.iter, ast.Attribute) and node.iter.attr == "errors":
@@ -115,12 +123,17 @@ def view_modules() -> list[Path]:
 
 
 def test_no_view_reads_an_exceptions_wording():
-    offenders = [f"{path.relative_to(PORTAL.parent)}:{line}" for path in view_modules()
-                 for line in _reads_exception_text(ast.parse(path.read_text()))]
+    offenders = [
+        f"{path.relative_to(PORTAL.parent)}:{line}"
+        for path in view_modules()
+        for line in _reads_exception_text(ast.parse(path.read_text()))
+    ]
     assert offenders == [], "decide by the error's kind (portal.core.errors), not its text: " + ", ".join(offenders)
 
 
 def test_the_wording_check_finds_one():
-    bad = ast.parse('try:\n    pass\nexcept E as exc:\n    conflict = "already handled" in str(exc)\n'
-                    'x = any("Someone else" in e for e in form.target.errors)')
+    bad = ast.parse(
+        'try:\n    pass\nexcept E as exc:\n    conflict = "already handled" in str(exc)\n'
+        'x = any("Someone else" in e for e in form.target.errors)'
+    )
     assert _reads_exception_text(bad) == [4, 5]

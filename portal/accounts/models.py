@@ -1,9 +1,9 @@
 """Accounts, server-side session records and one-time account tokens."""
+
 import enum
 import hashlib
 from datetime import datetime
-
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -12,6 +12,9 @@ from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
 from portal.core.permissions import Role
 from portal.core.time import now_utc
 from portal.extensions import db
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.partners.models import Organization
 
 
 def token_digest(raw: str) -> bytes:
@@ -30,9 +33,7 @@ class User(PkMixin, TimestampMixin, db.Model):
 
     email: Mapped[str] = mapped_column(String(254), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(
-        enum_type(Role, 16)
-    )
+    role: Mapped[Role] = mapped_column(enum_type(Role, 16))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     npi: Mapped[str | None] = mapped_column(String(10))
     password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -103,9 +104,7 @@ class AccountToken(PkMixin, db.Model):
     __tablename__ = "account_tokens"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    purpose: Mapped[TokenPurpose] = mapped_column(
-        enum_type(TokenPurpose, 16)
-    )
+    purpose: Mapped[TokenPurpose] = mapped_column(enum_type(TokenPurpose, 16))
     token_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,4 +1,5 @@
 """Password hashing (Argon2id) and the NIST SP 800-63B password rules."""
+
 import gzip
 from functools import cache
 from pathlib import Path

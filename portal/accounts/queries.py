@@ -1,4 +1,5 @@
 """Scoped user queries: a user outside the actor's scope does not exist (404)."""
+
 import uuid
 from datetime import timedelta
 
@@ -31,21 +32,35 @@ RECENT_SIGN_INS = 10
 def active_sessions(user: User) -> list[UserSession]:
     """Open sessions still inside the idle and absolute timeouts, newest first."""
     cfg, now = current_app.config, now_utc()
-    return list(db.session.scalars(select(UserSession).where(
-        UserSession.user_id == user.id, UserSession.ended_at.is_(None),
-        UserSession.created_at > now - timedelta(hours=cfg["SESSION_ABSOLUTE_HOURS"]),
-        UserSession.last_seen_at > now - timedelta(minutes=cfg["SESSION_IDLE_MINUTES"]),
-    ).order_by(UserSession.created_at.desc())))
+    return list(
+        db.session.scalars(
+            select(UserSession)
+            .where(
+                UserSession.user_id == user.id,
+                UserSession.ended_at.is_(None),
+                UserSession.created_at > now - timedelta(hours=cfg["SESSION_ABSOLUTE_HOURS"]),
+                UserSession.last_seen_at > now - timedelta(minutes=cfg["SESSION_IDLE_MINUTES"]),
+            )
+            .order_by(UserSession.created_at.desc())
+        )
+    )
 
 
 def recent_sign_ins(user: User) -> list[UserSession]:
-    return list(db.session.scalars(select(UserSession).where(UserSession.user_id == user.id)
-                                   .order_by(UserSession.created_at.desc()).limit(RECENT_SIGN_INS)))
+    return list(
+        db.session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user.id)
+            .order_by(UserSession.created_at.desc())
+            .limit(RECENT_SIGN_INS)
+        )
+    )
 
 
 def members_of(organization) -> list[User]:
-    return list(db.session.scalars(select(User).where(User.organization_id == organization.id)
-                                   .order_by(User.full_name)))
+    return list(
+        db.session.scalars(select(User).where(User.organization_id == organization.id).order_by(User.full_name))
+    )
 
 
 def role_counts() -> dict:
@@ -59,14 +74,21 @@ def role_counts() -> dict:
 
 def get_own_session_or_404(user: User, public_id: uuid.UUID) -> UserSession:
     """One of the user's own open sessions (ending someone else's is a 404)."""
-    return db.first_or_404(select(UserSession).where(UserSession.public_id == public_id,
-                                                     UserSession.user_id == user.id, UserSession.ended_at.is_(None)))
+    return db.first_or_404(
+        select(UserSession).where(
+            UserSession.public_id == public_id, UserSession.user_id == user.id, UserSession.ended_at.is_(None)
+        )
+    )
 
 
 def active_clinician_by_npi(organization_id: int, npi: str) -> User | None:
     """The organization's first enabled account with this NPI (the referring clinician an EHR names)."""
-    return db.session.scalar(select(User).where(User.organization_id == organization_id, User.npi == npi,
-                                                User.is_enabled.is_(True)).order_by(User.id).limit(1))
+    return db.session.scalar(
+        select(User)
+        .where(User.organization_id == organization_id, User.npi == npi, User.is_enabled.is_(True))
+        .order_by(User.id)
+        .limit(1)
+    )
 
 
 BY_NAME = (SortKey(User.full_name, lambda u: u.full_name), SortKey(User.id, lambda u: u.id))

@@ -1,4 +1,5 @@
 """Sign-in, lockout, invitations, password reset and account lifecycle."""
+
 import secrets
 from datetime import timedelta
 
@@ -7,16 +8,16 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import AccountToken, TokenPurpose, User, token_digest
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
 from portal.accounts.sessions import end_all_sessions
+from portal.audit.services import AuditAction, record, record_access
 from portal.core.errors import UserError
-from portal.core.signals import password_changed
-from portal.core.unit_of_work import side_execute
 from portal.core.formatting import local_datetime
 from portal.core.permissions import Role
+from portal.core.signals import password_changed
 from portal.core.time import now_utc
+from portal.core.unit_of_work import side_execute
 from portal.core.urls import external_url
 from portal.extensions import db
 from portal.notifications.services import enqueue
@@ -72,9 +73,16 @@ def count_failure(user: User, counter, limit: int, lockout_minutes: int, **detai
     atomic UPDATE, so two failures at once both count. Returns whether this one locked the account."""
     failures = counter + 1
     until = now_utc() + timedelta(minutes=lockout_minutes)
-    side_execute(update(User).where(User.id == user.id).values({
-        counter: case((failures >= limit, 0), else_=failures),
-        User.locked_until: case((failures >= limit, until), else_=User.locked_until)}))
+    side_execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(
+            {
+                counter: case((failures >= limit, 0), else_=failures),
+                User.locked_until: case((failures >= limit, until), else_=User.locked_until),
+            }
+        )
+    )
     locked = getattr(user, counter.key) + 1 >= limit
     # The request's own copy of the user follows, without becoming a change of its transaction.
     set_committed_value(user, counter.key, 0 if locked else getattr(user, counter.key) + 1)
@@ -85,6 +93,7 @@ def count_failure(user: User, counter, limit: int, lockout_minutes: int, **detai
 
 
 # --- one-time links -------------------------------------------------------------------
+
 
 def _serializer(purpose: TokenPurpose) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"account-token:{purpose}")
@@ -100,8 +109,11 @@ def _ttl(purpose: TokenPurpose) -> timedelta:
 def issue_link(user: User, purpose: TokenPurpose) -> str:
     """A signed, expiring, single-use link. Only the token's digest is stored."""
     raw = secrets.token_urlsafe(32)
-    db.session.add(AccountToken(user_id=user.id, purpose=purpose, token_digest=token_digest(raw),
-                                expires_at=now_utc() + _ttl(purpose)))
+    db.session.add(
+        AccountToken(
+            user_id=user.id, purpose=purpose, token_digest=token_digest(raw), expires_at=now_utc() + _ttl(purpose)
+        )
+    )
     signed = _serializer(purpose).dumps(raw)
     return external_url("auth.redeem", purpose=purpose.value, t=signed)
 
@@ -112,8 +124,9 @@ def check_link(purpose: TokenPurpose, signed: str) -> AccountToken | None:
         raw = _serializer(purpose).loads(signed, max_age=int(_ttl(purpose).total_seconds()))
     except BadSignature:
         return None
-    token = db.session.scalar(select(AccountToken).where(
-        AccountToken.token_digest == token_digest(raw), AccountToken.purpose == purpose))
+    token = db.session.scalar(
+        select(AccountToken).where(AccountToken.token_digest == token_digest(raw), AccountToken.purpose == purpose)
+    )
     if token is None or token.used_at is not None or token.expires_at <= now_utc():
         return None
     if not token.user.is_enabled:
@@ -154,28 +167,39 @@ def request_password_reset(email: str) -> None:
     if user is None or not user.is_active:
         return
     link = issue_link(user, TokenPurpose.PASSWORD_RESET)
-    enqueue(user.email, "password_reset", link=link,
-            minutes=current_app.config["RESET_TTL_MINUTES"])
+    enqueue(user.email, "password_reset", link=link, minutes=current_app.config["RESET_TTL_MINUTES"])
     record(AuditAction.PASSWORD_RESET_REQUESTED, actor=user, obj=user)
 
 
 # --- account lifecycle ------------------------------------------------------------------
 
-def invite_user(inviter: User, *, email: str, full_name: str, role: Role, organization=None,
-                npi: str | None = None) -> User:
+
+def invite_user(
+    inviter: User, *, email: str, full_name: str, role: Role, organization=None, npi: str | None = None
+) -> User:
     email = normalise_email(email)
     if find_user_by_email(email) is not None:
         raise AccountError("An account with this e-mail address already exists.")
     if role.is_partner != (organization is not None):
         raise AccountError("Partner users belong to a partner organization; practice users do not.")
-    user = User(email=email, full_name=full_name.strip(), role=role, npi=npi or None,
-                organization_id=organization.id if organization else None)
+    user = User(
+        email=email,
+        full_name=full_name.strip(),
+        role=role,
+        npi=npi or None,
+        organization_id=organization.id if organization else None,
+    )
     db.session.add(user)
     db.session.flush()
     link = issue_link(user, TokenPurpose.INVITE)
-    enqueue(email, "invite", link=link, inviter=inviter.full_name,
-            organization=organization.name if organization else current_app.config["PORTAL_NAME"],
-            hours=current_app.config["INVITE_TTL_HOURS"])
+    enqueue(
+        email,
+        "invite",
+        link=link,
+        inviter=inviter.full_name,
+        organization=organization.name if organization else current_app.config["PORTAL_NAME"],
+        hours=current_app.config["INVITE_TTL_HOURS"],
+    )
     record(AuditAction.USER_INVITED, actor=inviter, obj=user, role=role.value)
     return user
 
@@ -186,5 +210,4 @@ def set_enabled(actor: User, user: User, enabled: bool) -> None:
     user.is_enabled = enabled
     if not enabled:
         end_all_sessions(user, "deactivated")
-    record(AuditAction.USER_REACTIVATED if enabled else AuditAction.USER_DEACTIVATED,
-           actor=actor, obj=user)
+    record(AuditAction.USER_REACTIVATED if enabled else AuditAction.USER_DEACTIVATED, actor=actor, obj=user)

@@ -4,6 +4,7 @@ The signed Flask cookie carries only a random token; the row it names must exist
 be open, belong to an active user and be inside the idle and absolute timeouts on
 every request. A copied cookie replayed after any of those events gets the sign-in page.
 """
+
 import secrets
 from datetime import timedelta
 
@@ -11,8 +12,8 @@ from flask import Flask, current_app, g, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy import select, update
 
-from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import User, UserSession, token_digest
+from portal.audit.services import AuditAction, record, record_access
 from portal.core.time import now_utc
 from portal.core.unit_of_work import side_execute
 from portal.extensions import db, login_manager
@@ -105,8 +106,11 @@ def _load_user(public_id: str) -> User | None:
     elif not user.is_active:
         expired = "deactivated"
     if expired:
-        side_execute(update(UserSession).where(UserSession.id == rec.id, UserSession.ended_at.is_(None))
-                     .values(ended_at=now, end_reason=expired))
+        side_execute(
+            update(UserSession)
+            .where(UserSession.id == rec.id, UserSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason=expired)
+        )
         record_access(AuditAction.SESSION_EXPIRED, actor=user, reason=expired)
         g.session_expired = True
         return None

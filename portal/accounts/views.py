@@ -1,4 +1,5 @@
 """View helpers shared by the pages that manage accounts (practice admins and partner admins)."""
+
 import uuid
 
 from flask import flash, redirect, url_for

@@ -1,4 +1,5 @@
 """The audit viewer's query: events filtered by actor, patient, action and practice days."""
+
 from datetime import date, timedelta
 
 from sqlalchemy import Select, select
@@ -19,10 +20,13 @@ def _date(value: str | None) -> date | None:
 def filtered_events(args) -> tuple[Select, dict]:
     """(event, actor) rows matching the viewer's filters, and the filters as understood. The dates are
     the practice's calendar days, as everywhere on the pages."""
-    filters = {"actor": (args.get("actor") or "").strip().lower(),
-               "patient": parse_uuid(args.get("patient")) if args.get("patient") else None,
-               "action": (args.get("action") or "").strip(), "since": _date(args.get("since")),
-               "until": _date(args.get("until"))}
+    filters = {
+        "actor": (args.get("actor") or "").strip().lower(),
+        "patient": parse_uuid(args.get("patient")) if args.get("patient") else None,
+        "action": (args.get("action") or "").strip(),
+        "since": _date(args.get("since")),
+        "until": _date(args.get("until")),
+    }
     query = select(AuditEvent, User).outerjoin(User, User.id == AuditEvent.actor_id)
     if filters["actor"]:
         query = query.where(User.email == filters["actor"])
@@ -41,5 +45,15 @@ def csv_rows(query: Select, limit: int = 100_000):
     from portal.extensions import db
 
     for e, u in db.session.execute(query.order_by(AuditEvent.id.desc()).limit(limit)):
-        yield (e.id, e.seq or "", e.occurred_at.isoformat(), u.email if u else "", e.action, e.object_type or "",
-               e.object_id or "", e.patient_id or "", e.request_id or "", e.ip_address or "")
+        yield (
+            e.id,
+            e.seq or "",
+            e.occurred_at.isoformat(),
+            u.email if u else "",
+            e.action,
+            e.object_type or "",
+            e.object_id or "",
+            e.patient_id or "",
+            e.request_id or "",
+            e.ip_address or "",
+        )

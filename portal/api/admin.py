@@ -1,4 +1,5 @@
 """Admin pages: register a partner organization's EHR as an API client, change its keys and scopes, disable it."""
+
 import json
 import uuid
 
@@ -32,8 +33,9 @@ def index():
             form.organization.errors.append("Choose an organization from the list.")
         else:
             try:
-                client = services.register_client(current_user, org, form.name.data, form.jwks.data,
-                                                  form.jwks_url.data, form.scopes.data or [])
+                client = services.register_client(
+                    current_user, org, form.name.data, form.jwks.data, form.jwks_url.data, form.scopes.data or []
+                )
             except services.ApiClientError as exc:
                 form.jwks.errors.append(str(exc))
             else:
@@ -53,15 +55,17 @@ def detail(client_id: uuid.UUID):
         form.scopes.data = sorted(client.scope_set)
     if form.validate_on_submit():
         try:
-            services.update_client(current_user, client, form.jwks.data, form.jwks_url.data, form.scopes.data or [],
-                                   form.is_enabled.data)
+            services.update_client(
+                current_user, client, form.jwks.data, form.jwks_url.data, form.scopes.data or [], form.is_enabled.data
+            )
         except services.ApiClientError as exc:
             form.jwks.errors.append(str(exc))
         else:
             flash("Saved.", "success")
             return redirect(url_for("api_clients.detail", client_id=client.public_id))
-    return render_template("api/client.html", client=client, form=form,
-                           token_url=token_endpoint_url()), form_status(form)
+    return render_template("api/client.html", client=client, form=form, token_url=token_endpoint_url()), form_status(
+        form
+    )
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

@@ -1,4 +1,5 @@
 """Admin forms for API clients: a partner organization's EHR, its public keys and scopes."""
+
 import json
 
 from flask_wtf import FlaskForm
@@ -16,11 +17,19 @@ class CheckboxesField(SelectMultipleField):
 
 
 class ApiClientForm(FlaskForm):
-    jwks = TextAreaField("Public keys (JWKS JSON)", validators=[Optional(), Length(max=20000)], filters=[strip_filter],
-                         description='The EHR\'s public key set, {"keys": [...]}: RSA (RS384) or P-384 (ES384), '
-                                     "each with a kid. Private keys are refused.")
-    jwks_url = StringField("Or a JWKS URL", validators=[Optional(), Length(max=500)], filters=[strip_filter],
-                           description="https only; fetched when the client asks for a token, cached five minutes.")
+    jwks = TextAreaField(
+        "Public keys (JWKS JSON)",
+        validators=[Optional(), Length(max=20000)],
+        filters=[strip_filter],
+        description='The EHR\'s public key set, {"keys": [...]}: RSA (RS384) or P-384 (ES384), '
+        "each with a kid. Private keys are refused.",
+    )
+    jwks_url = StringField(
+        "Or a JWKS URL",
+        validators=[Optional(), Length(max=500)],
+        filters=[strip_filter],
+        description="https only; fetched when the client asks for a token, cached five minutes.",
+    )
     scopes = CheckboxesField("Allowed scopes", choices=[SelectChoice(s, f"{s}: {d}") for s, d in SCOPES.items()])
 
     def validate_jwks(self, field):
@@ -39,14 +48,19 @@ class ApiClientForm(FlaskForm):
 
 
 class NewApiClientForm(ApiClientForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[strip_filter],
-                       description="E.g. the EHR product and site: \"Epic – Lakeside Orthopedics\".")
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Length(max=200)],
+        filters=[strip_filter],
+        description='E.g. the EHR product and site: "Epic – Lakeside Orthopedics".',
+    )
     organization = SelectField("Partner organization", validators=[DataRequired()])
 
     def __init__(self, organizations, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization.choices = [SelectChoice("", "Choose")] + [
-            SelectChoice(str(o.public_id), o.name) for o in organizations]
+            SelectChoice(str(o.public_id), o.name) for o in organizations
+        ]
 
 
 class EditApiClientForm(ApiClientForm):

@@ -1,6 +1,8 @@
 """API clients (a partner organization's EHR), the assertion ids they used, and their access tokens."""
+
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -8,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime
 from portal.core.time import now_utc
 from portal.extensions import db
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.partners.models import Organization
 
 
 def new_client_id() -> str:

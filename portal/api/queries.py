@@ -4,6 +4,7 @@ Referrals come from visible_referrals, outcome scores from visible_scores, progr
 visible_updates; consents are those the policy counts today for the client's organization.
 Anything else is None, which the views answer with 404.
 """
+
 import uuid
 from datetime import date
 
@@ -50,8 +51,11 @@ def updates(actor) -> Select:
 def visible_consents(actor, on: date | None = None) -> Select:
     """Consents in effect today that grant this organization a data class, for patients it referred."""
     on = on or practice_today()
-    referred = exists(select(Referral.id).where(Referral.patient_id == Consent.patient_id,
-                                                Referral.organization_id == actor.organization_id))
+    referred = exists(
+        select(Referral.id).where(
+            Referral.patient_id == Consent.patient_id, Referral.organization_id == actor.organization_id
+        )
+    )
     return select(Consent).where(referred, or_(*[consent_in_effect(actor, c, on) for c in DISCLOSED_CATEGORIES]))
 
 

@@ -18,28 +18,30 @@ The rules (http://hl7.org/fhir/R4/search.html), and what this server does with e
 Each resource's parameters are declared as ``Param`` tables (``portal/api/fhir/searchparams.py``);
 the CapabilityStatement and the OpenAPI description are drawn from the same tables.
 """
+
 import base64
 import json
 import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 from sqlalchemy import ColumnElement, false, or_
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 100
-MAX_VALUES = 100   # comma-separated values in one parameter
+MAX_VALUES = 100  # comma-separated values in one parameter
 MAX_VALUE_LENGTH = 256
 _VALUE = re.compile(
     r"^(?P<prefix>eq|gt|ge|lt|le)?"
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
-    r"(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?$", re.ASCII)  # ASCII: "\d" must not accept "³" or "٣"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?$",
+    re.ASCII,
+)  # ASCII: "\d" must not accept "³" or "٣"
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)  # FHIR id
-_REFERENCE = re.compile(r"^(?:(?P<base>https?://[^\s]+?)/)?(?:(?P<type>[A-Z][A-Za-z]{1,63})/)?(?P<id>[^/]+)$",
-                        re.ASCII)
+_REFERENCE = re.compile(r"^(?:(?P<base>https?://[^\s]+?)/)?(?:(?P<type>[A-Z][A-Za-z]{1,63})/)?(?P<id>[^/]+)$", re.ASCII)
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
 # Not search parameters but accepted by every search: page size, the opaque page position, output.
 CONTROL = ("_count", "_cursor", "_format", "_pretty")
@@ -56,6 +58,7 @@ class SearchError(ValueError):
 
 
 # --- values -------------------------------------------------------------------------------------
+
 
 def _split(value: str, separator: str) -> list[str]:
     """Split on the separator where it is not escaped with a backslash; escapes are kept."""
@@ -158,8 +161,12 @@ def any_of(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool]:
     return clauses[0] if len(clauses) == 1 else or_(*clauses)
 
 
-def coded(name: str, values: list[str], codings: list[tuple[str, str, ColumnElement[bool]]],
-          allowed: tuple[str, set[str]] | None = None) -> ColumnElement[bool]:
+def coded(
+    name: str,
+    values: list[str],
+    codings: list[tuple[str, str, ColumnElement[bool]]],
+    allowed: tuple[str, set[str]] | None = None,
+) -> ColumnElement[bool]:
     """A token parameter over a fixed list of (system, code, SQL condition) the resources carry.
 
     ``allowed``: (system, codes) of a required binding: a code of that system outside it is a 400
@@ -176,26 +183,35 @@ def coded(name: str, values: list[str], codings: list[tuple[str, str, ColumnElem
 
 # --- dates --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DateValue:
     prefix: str
     start: datetime  # UTC, inclusive
-    end: datetime    # UTC, exclusive
+    end: datetime  # UTC, exclusive
     has_time: bool
 
 
 def _interval(match: re.Match) -> tuple[datetime, datetime]:
     """The half-open UTC interval [start, end) a value covers at its own precision."""
     year, month, day = int(match["year"]), int(match["month"] or 1), int(match["day"] or 1)
-    tz = timezone.utc
+    tz = UTC
     if match["tz"] and match["tz"] != "Z":
         sign = 1 if match["tz"][0] == "+" else -1
         hours, minutes = int(match["tz"][1:3]), int(match["tz"][4:6])
         if hours > 23 or minutes > 59:
             raise ValueError
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
-    start = datetime(year, month, day, int(match["hour"] or 0), int(match["minute"] or 0),
-                     int(match["second"] or 0), int((match["fraction"] or "0").ljust(6, "0")[:6]), tzinfo=tz)
+    start = datetime(
+        year,
+        month,
+        day,
+        int(match["hour"] or 0),
+        int(match["minute"] or 0),
+        int(match["second"] or 0),
+        int((match["fraction"] or "0").ljust(6, "0")[:6]),
+        tzinfo=tz,
+    )
     if match["fraction"]:
         step = timedelta(microseconds=1)
     elif match["second"]:
@@ -206,10 +222,10 @@ def _interval(match: re.Match) -> tuple[datetime, datetime]:
         step = timedelta(days=1)
     elif match["month"]:
         next_month = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
-        return start.astimezone(timezone.utc), next_month.astimezone(timezone.utc)
+        return start.astimezone(UTC), next_month.astimezone(UTC)
     else:
-        return start.astimezone(timezone.utc), datetime(year + 1, 1, 1, tzinfo=tz).astimezone(timezone.utc)
-    return start.astimezone(timezone.utc), (start + step).astimezone(timezone.utc)
+        return start.astimezone(UTC), datetime(year + 1, 1, 1, tzinfo=tz).astimezone(UTC)
+    return start.astimezone(UTC), (start + step).astimezone(UTC)
 
 
 def date_value(name: str, value: str) -> DateValue:
@@ -219,8 +235,11 @@ def date_value(name: str, value: str) -> DateValue:
             raise ValueError
         start, end = _interval(match)
     except (ValueError, OverflowError):
-        raise SearchError(name, f"{name} takes an optional prefix (eq, gt, ge, lt, le) and a date or a dateTime "
-                                "with time zone, e.g. gt2026-01-05T10:00:00Z.") from None
+        raise SearchError(
+            name,
+            f"{name} takes an optional prefix (eq, gt, ge, lt, le) and a date or a dateTime "
+            "with time zone, e.g. gt2026-01-05T10:00:00Z.",
+        ) from None
     return DateValue(match["prefix"] or "eq", start, end, bool(match["hour"]))
 
 
@@ -229,8 +248,15 @@ def instant_filter(name: str, column, values: list[str]) -> ColumnElement[bool]:
     clauses = []
     for value in values:
         v = date_value(name, value)
-        clauses.append({"eq": (column >= v.start) & (column < v.end), "gt": column >= v.end, "ge": column >= v.start,
-                        "lt": column < v.start, "le": column < v.end}[v.prefix])
+        clauses.append(
+            {
+                "eq": (column >= v.start) & (column < v.end),
+                "gt": column >= v.end,
+                "ge": column >= v.start,
+                "lt": column < v.start,
+                "le": column < v.end,
+            }[v.prefix]
+        )
     return any_of(clauses)
 
 
@@ -256,12 +282,20 @@ def day_filter(name: str, column, values: list[str], zone) -> ColumnElement[bool
                 lo, hi = v.start.date(), v.end.date()
         except (OverflowError, ValueError):  # the first or last day of the calendar, moved out of it
             raise SearchError(name, f"{name} is out of the range of dates.") from None
-        clauses.append({"eq": (column >= lo) & (column < hi), "gt": column >= hi, "lt": column < lo,
-                        "ge": column >= min(lo, hi), "le": column < max(lo, hi)}[v.prefix])
+        clauses.append(
+            {
+                "eq": (column >= lo) & (column < hi),
+                "gt": column >= hi,
+                "lt": column < lo,
+                "ge": column >= min(lo, hi),
+                "le": column < max(lo, hi),
+            }[v.prefix]
+        )
     return any_of(clauses)
 
 
 # --- the request --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Param:
@@ -324,14 +358,16 @@ def decode_cursor(value: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError
         return when, uuid.UUID(public_id)
     except (ValueError, TypeError, UnicodeDecodeError):
-        raise SearchError("_cursor", "The _cursor is not one this server issued; follow the Bundle's next link.") \
-            from None
+        raise SearchError(
+            "_cursor", "The _cursor is not one this server issued; follow the Bundle's next link."
+        ) from None
 
 
 def unsupported_issue(kind: str, key: str) -> tuple[str, str]:
     shown = key if len(key) <= 100 else key[:100] + "..."
-    return shown, (f"{kind} does not support the search parameter {shown!r} on this server; /fhir/metadata "
-                   "lists those it does.")
+    return shown, (
+        f"{kind} does not support the search parameter {shown!r} on this server; /fhir/metadata lists those it does."
+    )
 
 
 class UnsupportedParameters(Exception):
@@ -353,8 +389,12 @@ def parse(kind: str, params: dict[str, Param], pairs: list[tuple[str, str]], str
             unsupported.append(key)
             continue
         if colon:
-            raise SearchError(key, f"The {name} parameter takes no modifier here (:{modifier[:40]} is not "
-                                   "supported), and a modifier changes what a search means.", code="not-supported")
+            raise SearchError(
+                key,
+                f"The {name} parameter takes no modifier here (:{modifier[:40]} is not "
+                "supported), and a modifier changes what a search means.",
+                code="not-supported",
+            )
         if name in CONTROL:
             if name in seen_control:
                 raise SearchError(name, f"Give {name} once.")
@@ -368,8 +408,12 @@ def parse(kind: str, params: dict[str, Param], pairs: list[tuple[str, str]], str
             continue  # the self link carries it, the next link a new one: see views
         elif name == "_format":
             if raw.split(";")[0].strip().lower() not in _JSON_FORMATS:
-                raise SearchError("_format", "This server answers in JSON only (_format json, application/json or "
-                                             "application/fhir+json).", status=406, code="not-supported")
+                raise SearchError(
+                    "_format",
+                    "This server answers in JSON only (_format json, application/json or application/fhir+json).",
+                    status=406,
+                    code="not-supported",
+                )
         elif name == "_pretty":
             if raw not in ("true", "false"):
                 raise SearchError("_pretty", "_pretty takes true or false.")

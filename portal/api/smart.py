@@ -5,6 +5,7 @@ client assertion; the rules SMART adds (RS384/ES384, a `kid` in the client's JWK
 five minutes ahead, `jti` never reused) are checked here. Access tokens are opaque random strings;
 only their SHA-256 is stored, so disabling a client ends its tokens at once (see docs/security.md).
 """
+
 import hashlib
 import secrets
 import time
@@ -127,8 +128,9 @@ def client_keys(client: ApiClient) -> KeySet:
     cached = _jwks_cache.get(client.jwks_url)
     if cached is None or cached[0] < time.monotonic():
         try:
-            response = requests.get(client.jwks_url, timeout=current_app.config["API_HTTP_TIMEOUT"],
-                                    allow_redirects=False)
+            response = requests.get(
+                client.jwks_url, timeout=current_app.config["API_HTTP_TIMEOUT"], allow_redirects=False
+            )
             response.raise_for_status()
             cached = (time.monotonic() + 300, response.json())
         except (requests.RequestException, ValueError):
@@ -154,8 +156,11 @@ class SmartClientAssertion(JWTBearerClientAssertion):
     def __call__(self, query_client, request):
         data = request.form
         if data.get("client_assertion_type") != self.CLIENT_ASSERTION_TYPE or not data.get("client_assertion"):
-            raise InvalidClientError(description="Send client_assertion_type=" + self.CLIENT_ASSERTION_TYPE
-                                     + " and a signed client_assertion.")
+            raise InvalidClientError(
+                description="Send client_assertion_type="
+                + self.CLIENT_ASSERTION_TYPE
+                + " and a signed client_assertion."
+            )
         headers, claims = self.extract_assertion(data["client_assertion"])
         if headers.get("alg") not in ALGORITHMS:
             raise InvalidClientError(description="The assertion must be signed with RS384 or ES384.")
@@ -199,8 +204,13 @@ class SmartClientAssertion(JWTBearerClientAssertion):
         db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < now))
         try:
             with db.session.begin_nested():
-                db.session.add(UsedAssertion(client_id=client.id, jti=jti,
-                                             expires_at=now + timedelta(seconds=max(0, claims["exp"] - time.time()) + 120)))
+                db.session.add(
+                    UsedAssertion(
+                        client_id=client.id,
+                        jti=jti,
+                        expires_at=now + timedelta(seconds=max(0, claims["exp"] - time.time()) + 120),
+                    )
+                )
                 db.session.flush()
         except IntegrityError:
             return False
@@ -218,8 +228,10 @@ class SmartClientCredentials(ClientCredentialsGrant):
         if unknown:
             raise InvalidScopeError(description="Not a scope this server offers: " + " ".join(unknown[:5]))
         if not set(requested) <= self.request.client.model.scope_set:
-            raise InvalidScopeError(description="The client is not granted: "
-                                    + " ".join(sorted(set(requested) - self.request.client.model.scope_set)))
+            raise InvalidScopeError(
+                description="The client is not granted: "
+                + " ".join(sorted(set(requested) - self.request.client.model.scope_set))
+            )
 
 
 def _query_client(client_id: str) -> SmartClient | None:
@@ -229,9 +241,14 @@ def _query_client(client_id: str) -> SmartClient | None:
 
 def _save_token(token: dict, oauth_request) -> None:
     db.session.execute(delete(AccessToken).where(AccessToken.expires_at < now_utc()))
-    db.session.add(AccessToken(client_id=oauth_request.client.model.id, token_digest=digest(token["access_token"]),
-                               scope=token.get("scope", ""),
-                               expires_at=now_utc() + timedelta(seconds=token["expires_in"])))
+    db.session.add(
+        AccessToken(
+            client_id=oauth_request.client.model.id,
+            token_digest=digest(token["access_token"]),
+            scope=token.get("scope", ""),
+            expires_at=now_utc() + timedelta(seconds=token["expires_in"]),
+        )
+    )
 
 
 def digest(raw: str) -> bytes:
@@ -247,9 +264,13 @@ def init_app(app: Flask) -> None:
     server.init_app(app, query_client=_query_client, save_token=_save_token)
     server.register_client_auth_method(SmartClientAssertion.CLIENT_AUTH_METHOD, SmartClientAssertion())
     server.register_grant(SmartClientCredentials)
-    server.register_token_generator("default", BearerTokenGenerator(
-        lambda **kw: secrets.token_urlsafe(32),
-        expires_generator=lambda client, grant_type: app.config["API_TOKEN_SECONDS"]))
+    server.register_token_generator(
+        "default",
+        BearerTokenGenerator(
+            lambda **kw: secrets.token_urlsafe(32),
+            expires_generator=lambda client, grant_type: app.config["API_TOKEN_SECONDS"],
+        ),
+    )
     app.extensions["smart_authorization_server"] = server
 
 

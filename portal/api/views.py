@@ -3,6 +3,7 @@
 Views load through the scoped queries (another organization's id is a 404), audit with the client as
 actor, and respond with FHIR JSON; the request commits once, as everywhere.
 """
+
 import json
 import uuid
 from urllib.parse import urlencode
@@ -11,26 +12,33 @@ from flask import Blueprint, g, jsonify, request
 from sqlalchemy import and_, func, or_, select
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+from portal.accounts.queries import active_clinician_by_npi
 from portal.api import queries, search
-from portal.api.fhir import (FhirError, capability, fhir_response, http_outcome, intake, issue, operation_outcome,
-                              resources)
+from portal.api.fhir import (
+    FhirError,
+    capability,
+    fhir_response,
+    http_outcome,
+    intake,
+    issue,
+    operation_outcome,
+    resources,
+)
 from portal.api.fhir.searchparams import SEARCH_PARAMS
 from portal.api.search import SearchError, UnsupportedParameters
 from portal.api.smart import ClientActor, authorization_server, current_client, requires_scope
 from portal.audit.services import AuditAction, record, record_access
-from portal.accounts.queries import active_clinician_by_npi
 from portal.consent.models import Consent
 from portal.consent.services import record_disclosure
-from portal.core.unit_of_work import reads_first
 from portal.core.errors import register_error_renderer
 from portal.core.paging import COUNT_CAP
 from portal.core.permissions import public
+from portal.core.unit_of_work import reads_first
 from portal.core.uploads import UploadError
 from portal.extensions import csrf, db, limiter
 from portal.outcomes.models import OutcomeScore
 from portal.progress.models import ProgressUpdate
 from portal.referrals import services
-from portal.referrals.codes import parse_codes
 from portal.referrals.forms import ReferralForm
 from portal.referrals.models import Referral
 
@@ -50,8 +58,9 @@ def search_error(exc: SearchError):
 
 @bp.errorhandler(UnsupportedParameters)
 def unsupported_parameters(exc: UnsupportedParameters):
-    return operation_outcome(400, [issue("not-supported", message, parameter) for parameter, message in exc.problems],
-                             _preference_applied())
+    return operation_outcome(
+        400, [issue("not-supported", message, parameter) for parameter, message in exc.problems], _preference_applied()
+    )
 
 
 def _handling() -> str | None:
@@ -65,6 +74,7 @@ def _preference_applied() -> dict:
 
 
 # Discovery and description: public by design (SMART App Launch 2.0, FHIR RESTful API).
+
 
 @bp.get("/.well-known/smart-configuration")
 @bp.get("/fhir/.well-known/smart-configuration")
@@ -107,6 +117,7 @@ def _actor(client):
 
 # Referral submission.
 
+
 @bp.post("/fhir")
 @requires_scope("system/ServiceRequest.write")
 def transaction():
@@ -115,9 +126,13 @@ def transaction():
     npi = intake.requester_npi(found)
     clinician = active_clinician_by_npi(actor.organization_id, npi)
     if clinician is None:
-        raise FhirError(422, "No active clinician account of your organization has this NPI. An administrator of "
-                             "your organization records the NPI on the clinician's account.", "processing",
-                        "Practitioner.identifier")
+        raise FhirError(
+            422,
+            "No active clinician account of your organization has this NPI. An administrator of "
+            "your organization records the NPI on the clinician's account.",
+            "processing",
+            "Practitioner.identifier",
+        )
     data = intake.form_data(found)
     data.update({"clinician": str(clinician.public_id), "clinician_npi": npi})
     form = ReferralForm(formdata=data, meta={"csrf": False})
@@ -146,6 +161,7 @@ def _json_body():
 
 
 # Reads and searches. Out of scope and unknown look the same: 404.
+
 
 def _uuid_or_404(value: str) -> uuid.UUID:
     try:
@@ -215,8 +231,11 @@ def _search(kind: str, query, model, updated_col, to_resource, audit) -> object:
     query = query.where(*found.clauses)
     # Bundle.total only when cheap: counted up to COUNT_CAP, left out beyond (a search must not cost
     # more with every referral the organization ever sent).
-    counted = db.session.scalar(select(func.count()).select_from(
-        query.with_only_columns(model.id).order_by(None).limit(COUNT_CAP + 1).subquery()))
+    counted = db.session.scalar(
+        select(func.count()).select_from(
+            query.with_only_columns(model.id).order_by(None).limit(COUNT_CAP + 1).subquery()
+        )
+    )
     total = counted if counted <= COUNT_CAP else None
     if found.cursor:
         after, after_id = found.cursor
@@ -226,8 +245,9 @@ def _search(kind: str, query, model, updated_col, to_resource, audit) -> object:
     page, more = rows[:count], len(rows) > count
     for obj in page:
         audit(obj)
-    record_access(AuditAction.API_READ, actor=current_client(), resource=kind, search=",".join(found.filters),
-                  returned=len(page))
+    record_access(
+        AuditAction.API_READ, actor=current_client(), resource=kind, search=",".join(found.filters), returned=len(page)
+    )
     base = capability.base_url()
     self_pairs = found.applied + ([("_cursor", found.cursor_raw)] if found.cursor_raw else [])
     self_url = f"{base}/{kind}" + ("?" + urlencode(self_pairs) if self_pairs else "")
@@ -244,34 +264,56 @@ def _search(kind: str, query, model, updated_col, to_resource, audit) -> object:
 @requires_scope("system/Task.read")
 def search_tasks():
     actor = current_client()
-    return _search("Task", queries.referrals(actor), Referral, Referral.updated_at, resources.task,
-                   lambda r: _read_event(r, r.patient.public_id, "Task"))
+    return _search(
+        "Task",
+        queries.referrals(actor),
+        Referral,
+        Referral.updated_at,
+        resources.task,
+        lambda r: _read_event(r, r.patient.public_id, "Task"),
+    )
 
 
 @bp.get("/fhir/Observation")
 @requires_scope("system/Observation.read")
 def search_observations():
     actor = current_client()
-    return _search("Observation", queries.scores(actor), OutcomeScore, OutcomeScore.updated_at,
-                   resources.observation,
-                   lambda s: _disclosure(s, s.referral.patient.public_id))
+    return _search(
+        "Observation",
+        queries.scores(actor),
+        OutcomeScore,
+        OutcomeScore.updated_at,
+        resources.observation,
+        lambda s: _disclosure(s, s.referral.patient.public_id),
+    )
 
 
 @bp.get("/fhir/DocumentReference")
 @requires_scope("system/DocumentReference.read")
 def search_document_references():
     actor = current_client()
-    return _search("DocumentReference", queries.updates(actor), ProgressUpdate, ProgressUpdate.updated_at,
-                   resources.document_reference,
-                   lambda u: _disclosure(u, u.referral.patient.public_id))
+    return _search(
+        "DocumentReference",
+        queries.updates(actor),
+        ProgressUpdate,
+        ProgressUpdate.updated_at,
+        resources.document_reference,
+        lambda u: _disclosure(u, u.referral.patient.public_id),
+    )
 
 
 @bp.get("/fhir/Consent")
 @requires_scope("system/Consent.read")
 def search_consents():
     actor = current_client()
-    return _search("Consent", queries.visible_consents(actor), Consent, Consent.recorded_at, resources.consent,
-                   lambda c: _read_event(c, c.patient.public_id, "Consent"))
+    return _search(
+        "Consent",
+        queries.visible_consents(actor),
+        Consent,
+        Consent.recorded_at,
+        resources.consent,
+        lambda c: _read_event(c, c.patient.public_id, "Consent"),
+    )
 
 
 @bp.after_request

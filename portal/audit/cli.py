@@ -1,4 +1,5 @@
 """`flask audit seal|verify`: extend the hash chain, and walk it."""
+
 import logging
 import signal
 import threading

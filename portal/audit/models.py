@@ -6,6 +6,7 @@ computed when it is written (no lock, no coordination between workers). A sealer
 ``chain_hash`` = SHA-256(previous chain hash + content hash), and writes an
 HMAC-signed checkpoint. See docs/security.md, "Audit trail".
 """
+
 import uuid
 from datetime import datetime
 

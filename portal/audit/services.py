@@ -1,4 +1,5 @@
 """Write audit events in the same transaction as the change they describe."""
+
 import enum
 import uuid
 
@@ -84,8 +85,15 @@ class AuditAction(enum.StrEnum):
 
 
 # Accesses whose record says what a response showed: dropped when the response became a 5xx.
-SHOWS_PHI = frozenset({AuditAction.PHI_READ, AuditAction.DISCLOSURE, AuditAction.API_READ,
-                       AuditAction.ATTACHMENT_DOWNLOADED, AuditAction.PATIENT_LOOKUP})
+SHOWS_PHI = frozenset(
+    {
+        AuditAction.PHI_READ,
+        AuditAction.DISCLOSURE,
+        AuditAction.API_READ,
+        AuditAction.ATTACHMENT_DOWNLOADED,
+        AuditAction.PATIENT_LOOKUP,
+    }
+)
 
 
 def _event(action: AuditAction, actor, obj, patient_id: uuid.UUID | None, detail: dict) -> AuditEvent:

@@ -1,4 +1,5 @@
 """Sign-in and password forms."""
+
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
@@ -8,16 +9,25 @@ from portal.core.validators import strip_filter
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Length(max=254)],
-                       filters=[strip_filter], render_kw={"autocomplete": "username"})
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_LENGTH)],
-                             render_kw={"autocomplete": "current-password"})
+    email = EmailField(
+        "E-mail",
+        validators=[DataRequired(), Length(max=254)],
+        filters=[strip_filter],
+        render_kw={"autocomplete": "username"},
+    )
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_LENGTH)], render_kw={"autocomplete": "current-password"}
+    )
     submit = SubmitField("Sign in")
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
-                       filters=[strip_filter], render_kw={"autocomplete": "username"})
+    email = EmailField(
+        "E-mail",
+        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+        filters=[strip_filter],
+        render_kw={"autocomplete": "username"},
+    )
     submit = SubmitField("Send reset link")
 
 
@@ -33,16 +43,24 @@ class NewPasswordMixin:
 
 
 class SetPasswordForm(NewPasswordMixin, FlaskForm):
-    new_password = PasswordField("New password", validators=[DataRequired()],
-                                 render_kw={"autocomplete": "new-password"},
-                                 description="At least 12 characters. A passphrase of a few unrelated words works well.")
-    confirm = PasswordField("Repeat new password",
-                            validators=[DataRequired(), EqualTo("new_password", "The two passwords differ.")],
-                            render_kw={"autocomplete": "new-password"})
+    new_password = PasswordField(
+        "New password",
+        validators=[DataRequired()],
+        render_kw={"autocomplete": "new-password"},
+        description="At least 12 characters. A passphrase of a few unrelated words works well.",
+    )
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("new_password", "The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
     submit = SubmitField("Set password")
 
 
 class ChangePasswordForm(SetPasswordForm):
-    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_LENGTH)],
-                                     render_kw={"autocomplete": "current-password"})
+    current_password = PasswordField(
+        "Current password",
+        validators=[DataRequired(), Length(max=MAX_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
     submit = SubmitField("Change password")

@@ -1,22 +1,23 @@
 """Sign in and out, one-time links (invitation, reset) and the signed-in user's account."""
+
 import uuid
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
-from portal.audit.services import AuditAction, record
 from portal.accounts import services
-from portal.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
-from portal.accounts.models import TokenPurpose, UserSession
+from portal.accounts.models import TokenPurpose
 from portal.accounts.passwords import verify_password
 from portal.accounts.queries import get_own_session_or_404
 from portal.accounts.sessions import end_current_session, end_session_by_user, end_sessions_except, start_session
+from portal.audit.services import AuditAction, record
+from portal.auth.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, SetPasswordForm
 from portal.core.forms import form_page
-from portal.core.urls import safe_next_path
 from portal.core.permissions import Permission, public, requires
-from portal.extensions import db, limiter
-from portal.mfa import flow, services as mfa
+from portal.core.urls import safe_next_path
+from portal.extensions import limiter
+from portal.mfa import flow
+from portal.mfa import services as mfa
 from portal.mfa.forms import PasswordConfirmForm
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -107,8 +108,11 @@ def set_password():
 @requires(Permission.ACCOUNT_MANAGE)
 def account():
     form = ChangePasswordForm()
-    form.password_context = (current_user.email.split("@")[0], current_user.full_name,
-                             current_app.config["PORTAL_NAME"])
+    form.password_context = (
+        current_user.email.split("@")[0],
+        current_user.full_name,
+        current_app.config["PORTAL_NAME"],
+    )
     if form.validate_on_submit():
         if not verify_password(current_user.password_hash, form.current_password.data):
             form.current_password.errors.append("That is not your current password.")
@@ -119,8 +123,13 @@ def account():
             start_session(user, auth_method=g.user_session.auth_method)
             flash("Your password has been changed. Other sessions were signed out.", "success")
             return redirect(url_for("auth.account"))
-    return form_page("auth/account.html", form, **mfa.account_security(current_user),
-                     codes_form=PasswordConfirmForm(prefix="codes"), off_form=PasswordConfirmForm(prefix="off"))
+    return form_page(
+        "auth/account.html",
+        form,
+        **mfa.account_security(current_user),
+        codes_form=PasswordConfirmForm(prefix="codes"),
+        off_form=PasswordConfirmForm(prefix="off"),
+    )
 
 
 @bp.post("/sessions/<uuid:session_id>/end")
@@ -141,4 +150,3 @@ def end_other_sessions():
     count = end_sessions_except(current_user, g.user_session)
     flash(f"Signed out everywhere else ({count} {'session' if count == 1 else 'sessions'}).", "success")
     return redirect(url_for("auth.account"))
-

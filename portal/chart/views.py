@@ -1,4 +1,5 @@
 """The patient's chart for staff and for the referring partner, and the accounting of disclosures."""
+
 import uuid
 
 from flask import Blueprint, render_template, request
@@ -27,14 +28,23 @@ bp = Blueprint("chart", __name__)
 @requires(Permission.INTAKE_WORK)
 def staff_view(patient_id: uuid.UUID):
     patient = get_patient_or_404(current_user, patient_id)
-    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id,
-                  view="staff_patient")
+    record_access(
+        AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="staff_patient"
+    )
     return render_template(
-        "chart/staff.html", patient=patient, referrals=patient_referrals(patient, current_user),
-        updates=patient_updates(patient.id), today=practice_today(), consents=policy.current_consents(patient.id),
-        consent_form=consent_form(), outcome_charts=episode_charts(scores_for_patient(current_user, patient.id)),
-        update_form=update_form(patient), revoke_form=RevokeForm(), decision_form=DecisionForm(),
-        revise_form=ReviseForm())
+        "chart/staff.html",
+        patient=patient,
+        referrals=patient_referrals(patient, current_user),
+        updates=patient_updates(patient.id),
+        today=practice_today(),
+        consents=policy.current_consents(patient.id),
+        consent_form=consent_form(),
+        outcome_charts=episode_charts(scores_for_patient(current_user, patient.id)),
+        update_form=update_form(patient),
+        revoke_form=RevokeForm(),
+        decision_form=DecisionForm(),
+        revise_form=ReviseForm(),
+    )
 
 
 @bp.get("/partner/patients/<uuid:patient_id>")
@@ -44,16 +54,24 @@ def partner_view(patient_id: uuid.UUID):
     patient = get_patient_or_404(current_user, patient_id)
     updates = updates_for_patient(current_user, patient.id)
     scores = scores_for_patient(current_user, patient.id)  # consent-gated inside the query
-    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id,
-                  view="partner_patient")
+    record_access(
+        AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="partner_patient"
+    )
     for item in [*updates, *scores]:  # the accounting of disclosures is built from these
         record_disclosure(current_user, item, patient.public_id)
-    return render_template("chart/partner.html", patient=patient, referrals=patient_referrals(patient, current_user),
-                           updates=updates, outcome_charts=episode_charts(scores))
+    return render_template(
+        "chart/partner.html",
+        patient=patient,
+        referrals=patient_referrals(patient, current_user),
+        updates=updates,
+        outcome_charts=episode_charts(scores),
+    )
 
 
-DISCLOSURE_ORDER = (SortKey(AuditEvent.occurred_at, lambda row: row[0].occurred_at, descending=True),
-                    SortKey(AuditEvent.id, lambda row: row[0].id, descending=True))
+DISCLOSURE_ORDER = (
+    SortKey(AuditEvent.occurred_at, lambda row: row[0].occurred_at, descending=True),
+    SortKey(AuditEvent.id, lambda row: row[0].id, descending=True),
+)
 
 
 @bp.get("/staff/patients/<uuid:patient_id>/disclosures")
@@ -64,10 +82,15 @@ def disclosures(patient_id: uuid.UUID):
     query = disclosures_of(patient)
     if request.args.get("format") == "csv":
         record_access(AuditAction.DISCLOSURES_EXPORTED, actor=current_user, obj=patient, patient_id=patient.public_id)
-        return csv_download("disclosures", ["time", "recipient", "recipient_email", "organization", "object_type",
-                                            "object_id", "category"], csv_rows(query))
-    page = paginate(query, DISCLOSURE_ORDER, listing="disclosures", cursor=cursor_arg(), per_page=per_page_arg(),
-                    scalars=False)
-    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id,
-                  view="disclosures")
+        return csv_download(
+            "disclosures",
+            ["time", "recipient", "recipient_email", "organization", "object_type", "object_id", "category"],
+            csv_rows(query),
+        )
+    page = paginate(
+        query, DISCLOSURE_ORDER, listing="disclosures", cursor=cursor_arg(), per_page=per_page_arg(), scalars=False
+    )
+    record_access(
+        AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="disclosures"
+    )
     return render_template("chart/disclosures.html", patient=patient, page=page)

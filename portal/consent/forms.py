@@ -1,16 +1,16 @@
 """Consent forms (staff)."""
+
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from wtforms import DateField, FileField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from sqlalchemy import select
-
 from portal.accounts.models import User
 from portal.consent.models import Category, Method
+from portal.core.forms import clean_text, one_line
 from portal.extensions import db
 from portal.partners.models import Organization
-from portal.core.forms import clean_text, one_line
 
 
 class CheckboxesField(SelectMultipleField):
@@ -20,11 +20,14 @@ class CheckboxesField(SelectMultipleField):
 
 class ConsentForm(FlaskForm):
     organization = SelectField("Shared with (organization)", validators=[DataRequired()])
-    clinician = SelectField("Only this clinician", validators=[Optional()],
-                            description="Leave empty to share with the whole organization.")
-    categories = CheckboxesField("Information the patient agrees to share",
-                                 choices=[SelectChoice(c.value, c.label) for c in Category],
-                                 validators=[DataRequired("Choose at least one kind of information.")])
+    clinician = SelectField(
+        "Only this clinician", validators=[Optional()], description="Leave empty to share with the whole organization."
+    )
+    categories = CheckboxesField(
+        "Information the patient agrees to share",
+        choices=[SelectChoice(c.value, c.label) for c in Category],
+        validators=[DataRequired("Choose at least one kind of information.")],
+    )
     effective_on = DateField("Effective from", validators=[InputRequired("Enter the date it takes effect.")])
     expires_on = DateField("Expires on", validators=[Optional()], description="Leave empty if it does not expire.")
     method = SelectField("How it was obtained", choices=[SelectChoice(m.value, m.label) for m in Method])
@@ -43,10 +46,12 @@ def consent_form(form: ConsentForm | None = None) -> ConsentForm:
     form = form or ConsentForm()
     orgs = db.session.scalars(select(Organization).order_by(Organization.name)).all()
     form.organization.choices = [SelectChoice(str(o.public_id), o.name) for o in orgs]
-    clinicians = db.session.scalars(select(User).where(User.organization_id.is_not(None), User.is_enabled.is_(True))
-                                    .order_by(User.full_name)).all()
+    clinicians = db.session.scalars(
+        select(User).where(User.organization_id.is_not(None), User.is_enabled.is_(True)).order_by(User.full_name)
+    ).all()
     form.clinician.choices = [SelectChoice("", "Whole organization")] + [
-        SelectChoice(str(u.public_id), f"{u.full_name} ({u.organization.name})") for u in clinicians]
+        SelectChoice(str(u.public_id), f"{u.full_name} ({u.organization.name})") for u in clinicians
+    ]
     return form
 
 

@@ -15,11 +15,11 @@ expires_on -> provision.period; method + document -> Consent.sourceAttachment;
 recorded_by and recorded_at -> Consent.performer / Consent.dateTime; provision.type is
 always "permit".
 """
+
 import enum
 import uuid
 from datetime import date, datetime
-
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import Date, ForeignKey, Index, Integer, UniqueConstraint, Uuid, event, false, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -30,6 +30,11 @@ from portal.core.phi import encrypted
 from portal.core.time import now_utc
 from portal.extensions import db
 
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.accounts.models import User
+    from portal.partners.models import Organization
+    from portal.patients.models import Patient
+
 
 class Category(enum.StrEnum):
     PROGRESS_NOTES = "progress_notes"
@@ -39,8 +44,12 @@ class Category(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"progress_notes": "Progress notes", "outcome_scores": "Outcome scores",
-                "discharge_summary": "Discharge summary", "story_publication": "Success-story publication"}[self.value]
+        return {
+            "progress_notes": "Progress notes",
+            "outcome_scores": "Outcome scores",
+            "discharge_summary": "Discharge summary",
+            "story_publication": "Success-story publication",
+        }[self.value]
 
 
 class Method(enum.StrEnum):
@@ -50,8 +59,11 @@ class Method(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"signed_form": "Signed form (uploaded)", "verbal_witnessed": "Verbal, with a witness",
-                "electronic": "Electronic"}[self.value]
+        return {
+            "signed_form": "Signed form (uploaded)",
+            "verbal_witnessed": "Verbal, with a witness",
+            "electronic": "Electronic",
+        }[self.value]
 
 
 class ConsentStatus(enum.StrEnum):
@@ -66,10 +78,22 @@ class Consent(PkMixin, db.Model):
         Index("ix_consents_patient_key", "patient_id", "consent_key"),
         # The policy's question for a whole organization ("which patients share category X with
         # us today?") answered from the index alone, current versions only.
-        Index("ix_consents_in_effect", "grantee_organization_id", "status", "patient_id", "effective_on",
-              "expires_on", "grantee_user_id", "allows_outcome_scores", "allows_progress_notes",
-              "allows_discharge_summary", "allows_story_publication", "superseded_at",
-              sqlite_where=text("superseded_at IS NULL"), postgresql_where=text("superseded_at IS NULL")),
+        Index(
+            "ix_consents_in_effect",
+            "grantee_organization_id",
+            "status",
+            "patient_id",
+            "effective_on",
+            "expires_on",
+            "grantee_user_id",
+            "allows_outcome_scores",
+            "allows_progress_notes",
+            "allows_discharge_summary",
+            "allows_story_publication",
+            "superseded_at",
+            sqlite_where=text("superseded_at IS NULL"),
+            postgresql_where=text("superseded_at IS NULL"),
+        ),
     )
 
     consent_key: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
@@ -104,8 +128,11 @@ class Consent(PkMixin, db.Model):
         return [c for c in Category if getattr(self, f"allows_{c.value}")]
 
     def is_in_effect(self, on: date) -> bool:
-        return (self.status is ConsentStatus.ACTIVE and self.effective_on <= on
-                and (self.expires_on is None or on <= self.expires_on))
+        return (
+            self.status is ConsentStatus.ACTIVE
+            and self.effective_on <= on
+            and (self.expires_on is None or on <= self.expires_on)
+        )
 
     def __repr__(self) -> str:
         return f"<Consent {self.consent_key} v{self.version}>"
@@ -118,10 +145,19 @@ def _supersede_older_versions(session: Session, flush_context) -> None:
     table = Consent.__table__
     for consent in added:
         session.connection().execute(
-            update(table).where(table.c.consent_key == consent.consent_key, table.c.version < consent.version,
-                                table.c.superseded_at.is_(None))
-            .values(superseded_at=consent.recorded_at))
+            update(table)
+            .where(
+                table.c.consent_key == consent.consent_key,
+                table.c.version < consent.version,
+                table.c.superseded_at.is_(None),
+            )
+            .values(superseded_at=consent.recorded_at)
+        )
         for loaded in session.identity_map.values():  # keep loaded older versions in step without a reload
-            if (isinstance(loaded, Consent) and loaded.consent_key == consent.consent_key
-                    and loaded.version < consent.version and loaded.superseded_at is None):
+            if (
+                isinstance(loaded, Consent)
+                and loaded.consent_key == consent.consent_key
+                and loaded.version < consent.version
+                and loaded.superseded_at is None
+            ):
                 set_committed_value(loaded, "superseded_at", consent.recorded_at)

@@ -1,4 +1,5 @@
 """Loading consents and the parties a consent names."""
+
 import uuid
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ def get_consent_or_404(patient, consent_id: uuid.UUID, *, with_document: bool = 
 def selected_grantee(organization_id: str, clinician_id: str | None) -> tuple[Organization | None, User | None]:
     """The organization and (optionally) the clinician a consent form names, by their public ids."""
     organization = db.session.scalar(select(Organization).where(Organization.public_id == parse_uuid(organization_id)))
-    clinician = (db.session.scalar(select(User).where(User.public_id == parse_uuid(clinician_id)))
-                 if clinician_id else None)
+    clinician = (
+        db.session.scalar(select(User).where(User.public_id == parse_uuid(clinician_id))) if clinician_id else None
+    )
     return organization, clinician

@@ -1,14 +1,15 @@
 """Record and revoke consents. Each change is a new version; nothing is edited or deleted."""
+
 import uuid
 from datetime import date
 
 from sqlalchemy import func, select
 
-from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import User
+from portal.audit.services import AuditAction, record, record_access
 from portal.consent.models import Category, Consent, ConsentStatus, Method
-from portal.core.errors import Conflict, UserError
 from portal.core import uploads
+from portal.core.errors import Conflict, UserError
 from portal.extensions import db
 from portal.partners.models import Organization
 from portal.patients.models import Patient
@@ -22,9 +23,19 @@ class ConsentConflict(ConsentError, Conflict):
     """Someone else changed it first: 409, reload and try again."""
 
 
-def record_consent(actor: User, patient: Patient, *, organization: Organization | None, clinician: User | None,
-                   categories: list[Category], effective_on: date, expires_on: date | None, method: Method,
-                   witness: str | None, document) -> Consent:
+def record_consent(
+    actor: User,
+    patient: Patient,
+    *,
+    organization: Organization | None,
+    clinician: User | None,
+    categories: list[Category],
+    effective_on: date,
+    expires_on: date | None,
+    method: Method,
+    witness: str | None,
+    document,
+) -> Consent:
     if organization is None:
         raise ConsentError("Choose the organization to share with from the list.")
     if not categories:
@@ -38,11 +49,18 @@ def record_consent(actor: User, patient: Patient, *, organization: Organization 
     checked = uploads.check_uploads([document] if document else [], existing_count=0)
     if method is Method.SIGNED_FORM and not checked:
         raise ConsentError("Upload the signed consent form (PDF, JPEG or PNG).")
-    consent = Consent(consent_key=uuid.uuid4(), version=1, patient_id=patient.id,
-                      grantee_organization_id=organization.id,
-                      grantee_user_id=clinician.id if clinician else None, effective_on=effective_on,
-                      expires_on=expires_on, method=method, recorded_by_id=actor.id,
-                      **{f"allows_{c.value}": c in categories for c in Category})
+    consent = Consent(
+        consent_key=uuid.uuid4(),
+        version=1,
+        patient_id=patient.id,
+        grantee_organization_id=organization.id,
+        grantee_user_id=clinician.id if clinician else None,
+        effective_on=effective_on,
+        expires_on=expires_on,
+        method=method,
+        recorded_by_id=actor.id,
+        **{f"allows_{c.value}": c in categories for c in Category},
+    )
     consent.public_id = uuid.uuid4()
     consent.witness = witness or None
     if checked:
@@ -50,8 +68,13 @@ def record_consent(actor: User, patient: Patient, *, organization: Organization 
         uploads.store(checked[0], consent.document_id, patient.public_id)
     db.session.add(consent)
     db.session.flush()
-    record(AuditAction.CONSENT_RECORDED, actor=actor, obj=consent, patient_id=patient.public_id,
-           categories=",".join(c.value for c in categories))
+    record(
+        AuditAction.CONSENT_RECORDED,
+        actor=actor,
+        obj=consent,
+        patient_id=patient.public_id,
+        categories=",".join(c.value for c in categories),
+    )
     return consent
 
 
@@ -64,9 +87,12 @@ def revoke(actor: User, consent: Consent, reason: str) -> Consent:
         raise ConsentConflict("This consent has changed since you opened it. Reload and try again.")
     if consent.status is ConsentStatus.REVOKED:
         raise ConsentError("This consent is already revoked.")
-    copied = {c.key: getattr(consent, c.key) for c in Consent.__table__.columns
-              if c.key not in ("id", "public_id", "version", "status", "recorded_by_id", "recorded_at")
-              and not c.key.endswith("_ct")}
+    copied = {
+        c.key: getattr(consent, c.key)
+        for c in Consent.__table__.columns
+        if c.key not in ("id", "public_id", "version", "status", "recorded_by_id", "recorded_at")
+        and not c.key.endswith("_ct")
+    }
     revoked = Consent(**copied, version=consent.version + 1, status=ConsentStatus.REVOKED, recorded_by_id=actor.id)
     revoked.public_id = uuid.uuid4()
     revoked.witness = consent.witness
@@ -78,13 +104,19 @@ def revoke(actor: User, consent: Consent, reason: str) -> Consent:
 
 
 def history(consent_key: uuid.UUID) -> list[Consent]:
-    return list(db.session.scalars(select(Consent).where(Consent.consent_key == consent_key)
-                                   .order_by(Consent.version)))
+    return list(db.session.scalars(select(Consent).where(Consent.consent_key == consent_key).order_by(Consent.version)))
 
 
 def record_disclosure(actor, item, patient_public_id: uuid.UUID, **detail) -> None:
     """A released update or outcome score shown to someone outside the practice (a partner's page or
     their EHR through the API): the phi.disclosed event the patient's accounting of disclosures lists."""
     category = getattr(item, "category", Category.OUTCOME_SCORES)
-    record_access(AuditAction.DISCLOSURE, actor=actor, obj=item, patient_id=patient_public_id,
-                  category=category.value, organization=actor.organization.name, **detail)
+    record_access(
+        AuditAction.DISCLOSURE,
+        actor=actor,
+        obj=item,
+        patient_id=patient_public_id,
+        category=category.value,
+        organization=actor.organization.name,
+        **detail,
+    )

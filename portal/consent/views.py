@@ -3,6 +3,7 @@
 The forms sit on the patient's chart (portal/chart); a submission that needs correcting comes
 back on a page of its own here, with the messages first.
 """
+
 import uuid
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -35,18 +36,27 @@ def record_consent(patient_id: uuid.UUID):
     if form.validate_on_submit():
         organization, clinician = selected_grantee(form.organization.data, form.clinician.data)
         try:
-            services.record_consent(current_user, patient, organization=organization, clinician=clinician,
-                                    categories=form.chosen_categories(), effective_on=form.effective_on.data,
-                                    expires_on=form.expires_on.data, method=form.chosen_method(),
-                                    witness=form.witness.data, document=request.files.get(form.document.name))
+            services.record_consent(
+                current_user,
+                patient,
+                organization=organization,
+                clinician=clinician,
+                categories=form.chosen_categories(),
+                effective_on=form.effective_on.data,
+                expires_on=form.expires_on.data,
+                method=form.chosen_method(),
+                witness=form.witness.data,
+                document=request.files.get(form.document.name),
+            )
         except UserError as exc:  # the consent's rules, or the signed form's upload
             form.form_errors.append(exc.message)
             status = exc.status
         else:
             flash(f"Consent recorded: shared with {organization.name}.", "success")
             return _chart(patient)
-    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id,
-                  view="consent_form")
+    record_access(
+        AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="consent_form"
+    )
     return render_template("consent/record.html", patient=patient, consent_form=form), status
 
 
@@ -62,8 +72,9 @@ def revoke_consent(patient_id: uuid.UUID, consent_id: uuid.UUID):
         services.revoke(current_user, consent, form.reason.data)
     except UserError as exc:
         form.form_errors.append(exc.message)
-        record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id,
-                      view="consent_revoke")
+        record_access(
+            AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="consent_revoke"
+        )
         return render_template("consent/revoke.html", patient=patient, consent=consent, revoke_form=form), exc.status
     flash("Consent revoked. The referrer no longer sees what it covered.", "success")
     return _chart(patient)
@@ -74,10 +85,14 @@ def revoke_consent(patient_id: uuid.UUID, consent_id: uuid.UUID):
 def consent_document(patient_id: uuid.UUID, consent_id: uuid.UUID):
     patient = get_patient_or_404(current_user, patient_id)
     consent = get_consent_or_404(patient, consent_id, with_document=True)
-    record_access(AuditAction.PHI_READ, actor=current_user, obj=consent, patient_id=patient.public_id,
-                  view="consent_document")
-    return Response(documents().open(consent.document_id, patient.public_id), mimetype="application/octet-stream",
-                    headers={"Content-Disposition": "attachment; filename=signed-consent"})
+    record_access(
+        AuditAction.PHI_READ, actor=current_user, obj=consent, patient_id=patient.public_id, view="consent_document"
+    )
+    return Response(
+        documents().open(consent.document_id, patient.public_id),
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": "attachment; filename=signed-consent"},
+    )
 
 
 @bp.get("/staff/consents/expiring")

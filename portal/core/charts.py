@@ -8,6 +8,7 @@ The SVG carries role="img" with <title> and <desc>; each bar has its own <title>
 macro adds the same numbers as a table for screen readers and for copying. Colours come
 from classes in static/css/portal.css (the CSP forbids style attributes).
 """
+
 from __future__ import annotations
 
 import math
@@ -66,19 +67,26 @@ class BarChart:
             y = top + plot_h - plot_h * tick / top_value
             label = f"{tick:g}"
             parts.append(f'<line class="chart-grid" x1="{left}" x2="{self.width - right}" y1="{y:.1f}" y2="{y:.1f}"/>')
-            parts.append(f'<text class="chart-axis-label" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                         f'{label}</text>')
+            parts.append(
+                f'<text class="chart-axis-label" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>'
+            )
         axis = self.axis_labels or [label for label, _ in self.points]
-        for i, ((label, value), tick) in enumerate(zip(self.points, axis)):
+        for i, ((label, value), tick) in enumerate(zip(self.points, axis, strict=True)):
             h = plot_h * value / top_value
             x = left + i * slot + (slot - bar_w) / 2
             y = top + plot_h - h
-            parts.append(f'<rect class="chart-bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}">'
-                         f'<title>{escape(label)}: {escape(self.count(value))}</title></rect>')
-            lines = "".join(f'<tspan x="{x + bar_w / 2:.1f}" dy="{0 if n == 0 else 13}">{escape(line)}</tspan>'
-                            for n, line in enumerate(tick.split("\n")))
-            parts.append(f'<text class="chart-axis-label" y="{self.height - bottom + 16}" text-anchor="middle" '
-                         f'aria-hidden="true">{lines}</text>')
+            parts.append(
+                f'<rect class="chart-bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}">'
+                f"<title>{escape(label)}: {escape(self.count(value))}</title></rect>"
+            )
+            lines = "".join(
+                f'<tspan x="{x + bar_w / 2:.1f}" dy="{0 if n == 0 else 13}">{escape(line)}</tspan>'
+                for n, line in enumerate(tick.split("\n"))
+            )
+            parts.append(
+                f'<text class="chart-axis-label" y="{self.height - bottom + 16}" text-anchor="middle" '
+                f'aria-hidden="true">{lines}</text>'
+            )
         parts.append("</svg>")
         return Markup("".join(parts))
 
@@ -175,18 +183,25 @@ class LineChart:
             tick = y_low + span_y * i / 4
             y = py(tick)
             parts.append(f'<line class="chart-grid" x1="{left}" x2="{self.width - right}" y1="{y:.1f}" y2="{y:.1f}"/>')
-            parts.append(f'<text class="chart-axis-label" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                         f'{tick:g}</text>')
+            parts.append(
+                f'<text class="chart-axis-label" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:g}</text>'
+            )
         for x, label in self.x_ticks:
-            parts.append(f'<text class="chart-axis-label" x="{px(x):.1f}" y="{self.height - bottom + 16}" '
-                         f'text-anchor="middle">{escape(label)}</text>')
+            parts.append(
+                f'<text class="chart-axis-label" x="{px(x):.1f}" y="{self.height - bottom + 16}" '
+                f'text-anchor="middle">{escape(label)}</text>'
+            )
         if self.threshold is not None:
             y = py(self.threshold.value)
-            parts.append(f'<line class="chart-threshold" x1="{left}" x2="{self.width - right}" '
-                         f'y1="{y:.1f}" y2="{y:.1f}"><title>{escape(self.threshold.label)}</title></line>')
+            parts.append(
+                f'<line class="chart-threshold" x1="{left}" x2="{self.width - right}" '
+                f'y1="{y:.1f}" y2="{y:.1f}"><title>{escape(self.threshold.label)}</title></line>'
+            )
             label_y = y - 5 if y - 5 > top + 8 else y + 13
-            parts.append(f'<text class="chart-threshold-label" x="{self.width - right}" y="{label_y:.1f}" '
-                         f'text-anchor="end">{escape(self.threshold.label)}</text>')
+            parts.append(
+                f'<text class="chart-threshold-label" x="{self.width - right}" y="{label_y:.1f}" '
+                f'text-anchor="end">{escape(self.threshold.label)}</text>'
+            )
         for index, s in enumerate(self.series):
             cls = f"chart-series-{index % 6}"
             coords = [(px(x), py(y), y, label) for x, y, label in sorted(s.points)]
@@ -194,8 +209,7 @@ class LineChart:
                 path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _, _ in coords)
                 parts.append(f'<polyline class="chart-line {cls} chart-dash-{index % 4}" points="{path}"/>')
             for cx, cy, y, label in coords:
-                parts.append(_marker(MARKERS[index % len(MARKERS)], cx, cy, cls,
-                                     f"{s.name}, {label}: {self.fmt(y)}"))
+                parts.append(_marker(MARKERS[index % len(MARKERS)], cx, cy, cls, f"{s.name}, {label}: {self.fmt(y)}"))
         parts.append("</svg>")
         return Markup("".join(parts))
 

@@ -5,6 +5,7 @@ Excel and LibreOffice (CSV injection: a user named ``=HYPERLINK(...)`` in a disc
 such text is written with a leading apostrophe, the OWASP advice, so it shows as text. Numbers
 (a negative mean change) are written as they are.
 """
+
 import csv
 import io
 import re
@@ -33,5 +34,8 @@ def to_csv(rows: Iterable[Sequence]) -> str:
 
 def csv_download(name: str, header: Sequence[str], rows: Iterable[Sequence]) -> Response:
     """A CSV attachment ``name.csv`` with a header row."""
-    return Response(to_csv([header, *rows]), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={name}.csv"})
+    return Response(
+        to_csv([header, *rows]),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={name}.csv"},
+    )

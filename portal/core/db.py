@@ -1,4 +1,5 @@
 """Database base mixins and engine tuning (the request's transaction: portal.core.unit_of_work)."""
+
 import uuid
 from datetime import datetime
 
@@ -29,16 +30,12 @@ class PkMixin:
     """Integer key for joins, opaque UUID for URLs: integers never leave the server."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, unique=True, default=uuid.uuid4, nullable=False
-    )
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4, nullable=False)
 
 
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime, default=now_utc, onupdate=now_utc, nullable=False
-    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc, nullable=False)
 
 
 @event.listens_for(Engine, "connect")

@@ -6,6 +6,7 @@ A view that can show the message beside a form catches :class:`UserError` (its `
 status: as a page, as JSON under ``/api/``, or by the renderer an API registered for its prefix
 (the FHIR API answers OperationOutcomes). No traces, no PHI.
 """
+
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
@@ -54,6 +55,7 @@ class Busy(PortalError):
 
     status = 503
 
+
 API_PREFIXES = ("/api/", "/fhir/")
 
 MESSAGES = {
@@ -65,11 +67,16 @@ MESSAGES = {
     413: ("That upload is too large", "Please choose a smaller file and try again."),
     429: ("Too many attempts", "Please wait a minute before trying again."),
     500: ("Something went wrong on our side", "The error has been logged. Please try again in a moment."),
-    503: ("The portal is busy", "Another change was being saved at the same moment. Nothing of yours was saved: "
-                                "please try again in a few seconds."),
+    503: (
+        "The portal is busy",
+        "Another change was being saved at the same moment. Nothing of yours was saved: "
+        "please try again in a few seconds.",
+    ),
 }
-UNAVAILABLE = ("The portal is briefly unavailable", "We could not reach the database. Nothing of yours was saved: "
-                                                    "please try again in a few seconds.")
+UNAVAILABLE = (
+    "The portal is briefly unavailable",
+    "We could not reach the database. Nothing of yours was saved: please try again in a few seconds.",
+)
 RETRY_AFTER_SECONDS = 2
 
 
@@ -94,13 +101,19 @@ def database_failure_response(exc: DBAPIError):
     without touching the database again (the session has just been rolled back)."""
     transient, lost = is_transient_database_error(exc), is_lost_connection(exc)
     if transient or lost:
-        current_app.logger.warning("database %s on %s %s: %s", "unavailable" if lost else "busy",
-                                   request.method, request.endpoint, type(exc.orig).__name__)
+        current_app.logger.warning(
+            "database %s on %s %s: %s",
+            "unavailable" if lost else "busy",
+            request.method,
+            request.endpoint,
+            type(exc.orig).__name__,
+        )
         response = current_app.make_response(error_response(503, *(UNAVAILABLE if lost else ())))
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
-    current_app.logger.error("database error on %s %s: %s", request.method, request.endpoint,
-                             type(exc.orig).__name__, exc_info=exc)
+    current_app.logger.error(
+        "database error on %s %s: %s", request.method, request.endpoint, type(exc.orig).__name__, exc_info=exc
+    )
     return current_app.make_response(error_response(500))
 
 
@@ -134,8 +147,9 @@ def error_response(code: int, title: str | None = None, detail: str | None = Non
         return renderer(code, detail or f"{title}. {text}")
     if wants_json():
         return jsonify(error={"status": code, "title": title, "detail": detail or text}), code
-    return render_template("errors/error.html", code=code, title=title, text=detail or text,
-                           bare_layout=code >= 500), code
+    return render_template(
+        "errors/error.html", code=code, title=title, text=detail or text, bare_layout=code >= 500
+    ), code
 
 
 def unauthorized_response():
@@ -153,8 +167,9 @@ def unauthorized_response():
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return error_response(400, detail="Your form expired or was sent from elsewhere. "
-                                          "Please reload the page and try again.")
+        return error_response(
+            400, detail="Your form expired or was sent from elsewhere. Please reload the page and try again."
+        )
 
     @app.errorhandler(PortalError)
     def portal_error(exc: PortalError):
@@ -170,8 +185,11 @@ def register_errorhandlers(app: Flask) -> None:
         if exc.code == 403:
             _denied()
         # A description written for the user (e.g. paging's BadCursor) is shown; werkzeug's stock ones are not.
-        own = exc.description if exc.description != HTTPException.description and type(exc).__module__.startswith(
-            "portal.") else None
+        own = (
+            exc.description
+            if exc.description != HTTPException.description and type(exc).__module__.startswith("portal.")
+            else None
+        )
         return error_response(exc.code or 500, detail=own)
 
     @app.errorhandler(DBAPIError)
@@ -188,5 +206,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 def _denied() -> None:
     """A refusal is a security event: the audit trail hears of it (portal/audit, through a signal)."""
-    access_denied.send(current_app._get_current_object(),
-                       actor=current_user if current_user.is_authenticated else None, endpoint=request.endpoint or "-")
+    access_denied.send(
+        current_app._get_current_object(),
+        actor=current_user if current_user.is_authenticated else None,
+        endpoint=request.endpoint or "-",
+    )

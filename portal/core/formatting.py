@@ -1,4 +1,5 @@
 """Template filters: dates and times in the practice's time zone, plain-language ages."""
+
 from datetime import date, datetime
 
 from flask import Flask

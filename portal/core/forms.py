@@ -1,4 +1,5 @@
 """Form helpers every feature uses: input filters, and the page that answers a submitted form."""
+
 import unicodedata
 
 from flask import render_template

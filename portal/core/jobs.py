@@ -4,6 +4,7 @@ A job that runs beside the portal (the audit sealer, the outbox worker) must not
 one "database is locked" or a PostgreSQL restart: it rolls back, waits a little longer
 after each failure (up to five minutes), and tries again; the first success resets the wait.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,9 @@ class Backoff:
         self.failures = 0
 
 
-def keep_running(step: Callable[[], object], *, every: float, stop: threading.Event, log: logging.Logger,
-                 name: str) -> None:
+def keep_running(
+    step: Callable[[], object], *, every: float, stop: threading.Event, log: logging.Logger, name: str
+) -> None:
     """Run ``step`` every ``every`` seconds until ``stop`` is set, surviving database errors.
 
     Each run is one or more write transactions (``writing()``: SQLite's writer lock taken up

@@ -1,4 +1,5 @@
 """Logging that carries a request id and never the request's body or query string."""
+
 import logging
 import uuid
 
@@ -14,9 +15,7 @@ class RequestIdFilter(logging.Filter):
 def configure_logging(app: Flask) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
-    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     logger = logging.getLogger("portal")
     logger.handlers[:] = [handler]
     logger.setLevel(app.config["LOG_LEVEL"])

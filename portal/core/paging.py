@@ -7,6 +7,7 @@ OFFSET that reads and throws away every earlier row. The position travels in an 
 signed ``cursor`` argument; a damaged or foreign cursor is a 400 with a plain message.
 Totals are counted only up to ``COUNT_CAP`` ("1,000+"), so a count never grows with the table.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -65,6 +66,7 @@ class Page(Generic[T]):
 
 # --- cursors ---------------------------------------------------------------------------------
 
+
 def _serializer(listing: str) -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="page-cursor:" + listing)
 
@@ -94,8 +96,15 @@ def _decode_value(item: list) -> Any:
     if kind == "n":
         return None
     raw = item[1]
-    return {"b": bool, "i": int, "f": float, "t": datetime.fromisoformat, "d": date.fromisoformat,
-            "u": uuid.UUID, "s": str}[kind](raw)
+    return {
+        "b": bool,
+        "i": int,
+        "f": float,
+        "t": datetime.fromisoformat,
+        "d": date.fromisoformat,
+        "u": uuid.UUID,
+        "s": str,
+    }[kind](raw)
 
 
 def make_cursor(listing: str, direction: str, values: Sequence[Any]) -> str:
@@ -116,8 +125,10 @@ def read_cursor(listing: str, cursor: str, keys: int) -> tuple[str, list[Any]]:
 
 # --- queries ---------------------------------------------------------------------------------
 
+
 def _beyond(keys: Sequence[SortKey], values: Sequence[Any], forward: bool) -> ColumnElement[bool]:
     """Rows strictly after (forward) or before the position ``values`` in the listing's order."""
+
     def later(key: SortKey, value: Any) -> ColumnElement[bool]:
         return key.expression < value if key.descending == forward else key.expression > value
 
@@ -126,7 +137,7 @@ def _beyond(keys: Sequence[SortKey], values: Sequence[Any], forward: bool) -> Co
         return exprs < vals if keys[0].descending == forward else exprs > vals
     clauses = []
     for i, key in enumerate(keys):
-        equal_before = [k.expression == v for k, v in zip(keys[:i], values[:i])]
+        equal_before = [k.expression == v for k, v in zip(keys[:i], values[:i], strict=True)]
         clauses.append(and_(*equal_before, later(key, value=values[i])))
     return or_(*clauses)
 
@@ -142,9 +153,17 @@ def per_page_arg(default: int = DEFAULT_PER_PAGE) -> int:
         return default
 
 
-def paginate(query: Select, keys: Sequence[SortKey], *, listing: str, cursor: str | None = None,
-             per_page: int = DEFAULT_PER_PAGE, count: bool | Select = True, scalars: bool = True,
-             param: str = "cursor") -> Page:
+def paginate(
+    query: Select,
+    keys: Sequence[SortKey],
+    *,
+    listing: str,
+    cursor: str | None = None,
+    per_page: int = DEFAULT_PER_PAGE,
+    count: bool | Select = True,
+    scalars: bool = True,
+    param: str = "cursor",
+) -> Page:
     """One page of ``query`` (which must not be ordered or limited yet) in the order of ``keys``.
 
     ``listing`` names the list (e.g. the endpoint): a cursor made for one list is refused by
@@ -182,7 +201,6 @@ def paginate(query: Select, keys: Sequence[SortKey], *, listing: str, cursor: st
 def cursor_arg(param: str = "cursor") -> str | None:
     value = request.args.get(param, "")
     return value or None
-
 
 
 def page_url(cursor: str | None, param: str = "cursor") -> str:

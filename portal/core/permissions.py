@@ -3,6 +3,7 @@
 Every endpoint must declare either a permission or @public; an undeclared endpoint
 makes create_app() fail, and is refused at request time as a second line of defence.
 """
+
 import enum
 from collections.abc import Callable
 from functools import wraps
@@ -52,10 +53,23 @@ class Permission(enum.StrEnum):
     API_CLIENTS_MANAGE = "admin:api-clients:manage"
 
 
-_PARTNER = {Permission.ACCOUNT_MANAGE, Permission.PARTNER_HOME, Permission.REFERRALS_SUBMIT,
-            Permission.REFERRALS_FOLLOW, Permission.LEARNING_VIEW, Permission.REPORTS_VIEW, Permission.STORIES_BROWSE}
-_STAFF = {Permission.ACCOUNT_MANAGE, Permission.STAFF_HOME, Permission.INTAKE_WORK, Permission.RELATIONSHIPS_MANAGE,
-          Permission.ANALYTICS_VIEW, Permission.STORIES_WRITE}
+_PARTNER = {
+    Permission.ACCOUNT_MANAGE,
+    Permission.PARTNER_HOME,
+    Permission.REFERRALS_SUBMIT,
+    Permission.REFERRALS_FOLLOW,
+    Permission.LEARNING_VIEW,
+    Permission.REPORTS_VIEW,
+    Permission.STORIES_BROWSE,
+}
+_STAFF = {
+    Permission.ACCOUNT_MANAGE,
+    Permission.STAFF_HOME,
+    Permission.INTAKE_WORK,
+    Permission.RELATIONSHIPS_MANAGE,
+    Permission.ANALYTICS_VIEW,
+    Permission.STORIES_WRITE,
+}
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.PARTNER: frozenset(_PARTNER),
@@ -63,9 +77,16 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.STAFF: frozenset(_STAFF),
     Role.ADMIN: frozenset(
         _STAFF
-        | {Permission.ADMIN_HOME, Permission.ORGANIZATIONS_MANAGE, Permission.USERS_MANAGE,
-           Permission.LICENSURE_MANAGE, Permission.AUDIT_REVIEW, Permission.OUTBOX_MANAGE,
-           Permission.INSTRUMENTS_MANAGE, Permission.API_CLIENTS_MANAGE}
+        | {
+            Permission.ADMIN_HOME,
+            Permission.ORGANIZATIONS_MANAGE,
+            Permission.USERS_MANAGE,
+            Permission.LICENSURE_MANAGE,
+            Permission.AUDIT_REVIEW,
+            Permission.OUTBOX_MANAGE,
+            Permission.INSTRUMENTS_MANAGE,
+            Permission.API_CLIENTS_MANAGE,
+        }
     ),
 }
 
@@ -74,6 +95,8 @@ PUBLIC = "public"
 
 class BearerScope(str):
     """Declared by portal.api.smart.requires_scope: the view checks a bearer token (not a session) for this scope."""
+
+
 _ATTR = "required_permission"
 
 

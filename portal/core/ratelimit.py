@@ -7,6 +7,7 @@ URI scheme ``portal+sqlite``: ``RATELIMIT_STORAGE_URI=portal+sqlite:////srv/port
 It lives in a file of its own, beside the database, so counting a sign-in never waits for the
 portal's writer lock. Several hosts share counters through Redis instead (docs/operations.md).
 """
+
 from __future__ import annotations
 
 import random
@@ -60,14 +61,19 @@ class SqliteCounterStorage(Storage):
         return count
 
     def get(self, key: str) -> int:
-        row = self._connection().execute(
-            "SELECT count FROM rate_limit_counters WHERE key = ? AND expires_at > ?", (key, time.time())).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT count FROM rate_limit_counters WHERE key = ? AND expires_at > ?", (key, time.time()))
+            .fetchone()
+        )
         return row[0] if row else 0
 
     def get_expiry(self, key: str) -> float:
-        row = self._connection().execute(
-            "SELECT expires_at FROM rate_limit_counters WHERE key = ? AND expires_at > ?",
-            (key, time.time())).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT expires_at FROM rate_limit_counters WHERE key = ? AND expires_at > ?", (key, time.time()))
+            .fetchone()
+        )
         return row[0] if row else time.time()
 
     def check(self) -> bool:

@@ -1,4 +1,5 @@
 """Response headers that every page carries, and no-store for anything signed in."""
+
 from functools import cached_property
 
 from flask import Flask, Request, g, request, session
@@ -37,7 +38,8 @@ def register_security_headers(app: Flask) -> None:
         # Any page seen by a signed-in user may hold PHI: keep it out of every cache. Asked of
         # the cookie and of the user already loaded, never of the database (which may be down).
         if request.endpoint != "static" and (
-            getattr(g.get("_login_user"), "is_authenticated", False) or session.get("sid")
+            getattr(g.get("_login_user"), "is_authenticated", False)
+            or session.get("sid")
             or response.status_code >= 400
         ):
             headers["Cache-Control"] = "no-store"

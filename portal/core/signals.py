@@ -4,6 +4,7 @@ without importing them (dependencies point one way: features -> core). Blinker, 
 Connected in ``create_app`` (portal/__init__.py, ``register_signals``), so who listens to what is
 one list in one place.
 """
+
 from blinker import Namespace
 
 _signals = Namespace()

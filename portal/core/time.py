@@ -6,6 +6,7 @@ dates, a visit date, "today" in a form or a report range) are the practice's dat
 the practice, and a consent dated tomorrow would start sharing tonight. Never call
 ``date.today()`` in the portal; call ``practice_today()``.
 """
+
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 

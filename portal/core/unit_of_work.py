@@ -23,6 +23,7 @@ The request commits once, at the end, and only if it answers below 400; what mus
 refusal (a failed sign-in's count and record) is a side write. A commit that fails answers with the
 portal's own error page: 503 with ``Retry-After`` for a lost lock race or a lost connection.
 """
+
 from __future__ import annotations
 
 import enum
@@ -146,6 +147,7 @@ def _in_request() -> bool:
 
 # --- the request --------------------------------------------------------------------------
 
+
 def start_request() -> Token:
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     reads = request.method in SAFE_METHODS or getattr(view, _READS_FIRST, False)
@@ -225,9 +227,12 @@ def _write_alone(session: Session, side: list[_SideWrite]) -> None:
 
 # --- reads stay reads ----------------------------------------------------------------------
 
+
 def _refuse_write_in_read(what: str) -> None:
-    message = (f"{request.method} {request.endpoint} wrote {what} in a read transaction: "
-               "call portal.core.unit_of_work.begin_writing() first")
+    message = (
+        f"{request.method} {request.endpoint} wrote {what} in a read transaction: "
+        "call portal.core.unit_of_work.begin_writing() first"
+    )
     if current_app.testing:
         raise ReadOnlyRequestError(message)
     log.error(message)
@@ -236,8 +241,7 @@ def _refuse_write_in_read(what: str) -> None:
 @event.listens_for(Engine, "before_cursor_execute")
 def _reads_stay_reads(conn, cursor, statement, parameters, context, executemany) -> None:
     """An INSERT, UPDATE or DELETE in a read transaction is a bug (ORM flush or Core alike)."""
-    if _mode.get() is Mode.READ and context is not None and (context.isinsert or context.isupdate
-                                                              or context.isdelete):
+    if _mode.get() is Mode.READ and context is not None and (context.isinsert or context.isupdate or context.isdelete):
         table = getattr(getattr(context.compiled, "statement", None), "table", None)
         _refuse_write_in_read(getattr(table, "name", "a table"))
 

@@ -3,6 +3,7 @@
 A stored file whose database row never commits is deleted again: the document store
 is told about each new file, and a session rollback removes those files.
 """
+
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -42,9 +43,11 @@ class CheckedUpload:
 
 def limits() -> tuple[int, int, int]:
     cfg = current_app.config
-    return (cfg.get("ATTACHMENT_MAX_BYTES", DEFAULT_FILE_LIMIT),
-            cfg.get("REFERRAL_ATTACHMENTS_MAX_BYTES", DEFAULT_REFERRAL_LIMIT),
-            cfg.get("REFERRAL_MAX_ATTACHMENTS", DEFAULT_MAX_FILES))
+    return (
+        cfg.get("ATTACHMENT_MAX_BYTES", DEFAULT_FILE_LIMIT),
+        cfg.get("REFERRAL_ATTACHMENTS_MAX_BYTES", DEFAULT_REFERRAL_LIMIT),
+        cfg.get("REFERRAL_MAX_ATTACHMENTS", DEFAULT_MAX_FILES),
+    )
 
 
 def clean_filename(name: str | None) -> str:

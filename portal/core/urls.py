@@ -1,4 +1,5 @@
 """Absolute links for e-mail and the API, built without needing a request (CLI, workers)."""
+
 from flask import current_app
 
 

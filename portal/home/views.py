@@ -1,11 +1,12 @@
 """The root address and each role's home page: what needs me now?"""
+
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from portal.core.permissions import Permission, Role, public, requires
-from portal.home.queries import staff_today
 from portal.extensions import db
+from portal.home.queries import staff_today
 from portal.referrals.lifecycle import Status
 
 bp = Blueprint("home", __name__)

@@ -3,6 +3,7 @@
 For `make run` only; `flask portal demo-logins` prints the key and `flask portal demo-code`
 the current code, so the demo can be tried without a phone.
 """
+
 from sqlalchemy import select
 
 from portal.accounts.models import User

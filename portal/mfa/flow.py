@@ -4,6 +4,7 @@ The first factor leaves only a short-lived "pending" note in the signed Flask se
 nobody is signed in and no UserSession row exists until the second factor passes (or a
 trusted browser, or the organization's identity provider, stands in for it).
 """
+
 import enum
 import hashlib
 import time
@@ -14,9 +15,9 @@ from flask import Response, current_app, flash, g, redirect, request, session, u
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.audit.services import AuditAction, record
 from portal.accounts.models import User, UserSession
 from portal.accounts.sessions import start_session
+from portal.audit.services import AuditAction, record
 from portal.core.formatting import local_datetime
 from portal.core.time import now_utc
 from portal.extensions import db
@@ -36,8 +37,7 @@ class Stage(enum.StrEnum):
     ENROL = "enrol"
 
 
-def after_first_factor(user: User, method: str, *, next_path: str | None = None,
-                       idp_mfa: bool = False) -> Response:
+def after_first_factor(user: User, method: str, *, next_path: str | None = None, idp_mfa: bool = False) -> Response:
     """Sign in, or ask for (or set up) the second factor, as policy says."""
     if idp_mfa:
         return finish(user, f"{method}+idp_mfa", next_path)
@@ -71,10 +71,16 @@ def complete(user: User, method: str) -> UserSession:
 
 # --- the pending note ---------------------------------------------------------------------
 
+
 def _set_pending(user: User, method: str, stage: Stage, next_path: str | None) -> None:
-    session[PENDING_KEY] = {"uid": str(user.public_id), "method": method, "stage": stage.value,
-                            "exp": int(time.time()) + PENDING_SECONDS, "stamp": _stamp(user),
-                            "next": next_path}
+    session[PENDING_KEY] = {
+        "uid": str(user.public_id),
+        "method": method,
+        "stage": stage.value,
+        "exp": int(time.time()) + PENDING_SECONDS,
+        "stamp": _stamp(user),
+        "next": next_path,
+    }
 
 
 def pending(stage: Stage) -> tuple[User, dict] | None:
@@ -104,10 +110,18 @@ def _stamp(user: User) -> str:
 
 # --- remembered browsers and notices --------------------------------------------------------
 
+
 def set_device_cookie(response: Response, raw: str, days: int) -> None:
     cfg = current_app.config
-    response.set_cookie(DEVICE_COOKIE, raw, max_age=int(timedelta(days=days).total_seconds()),
-                        path="/auth/", secure=cfg["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    response.set_cookie(
+        DEVICE_COOKIE,
+        raw,
+        max_age=int(timedelta(days=days).total_seconds()),
+        path="/auth/",
+        secure=cfg["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 def _notify_if_new_browser(user: User) -> None:
@@ -116,14 +130,17 @@ def _notify_if_new_browser(user: User) -> None:
     earlier = select(UserSession.id).where(UserSession.user_id == user.id)
     if db.session.scalar(earlier.limit(1)) is None:
         return  # the very first sign-in (just after the invitation) is no news
-    known = db.session.scalar(earlier.where(
-        UserSession.user_agent == agent,
-        UserSession.created_at > now_utc() - timedelta(days=KNOWN_BROWSER_DAYS)).limit(1))
+    known = db.session.scalar(
+        earlier.where(
+            UserSession.user_agent == agent, UserSession.created_at > now_utc() - timedelta(days=KNOWN_BROWSER_DAYS)
+        ).limit(1)
+    )
     if known is None:
         enqueue(user.email, "new_sign_in", when=local_datetime(now_utc()), ip=request.remote_addr or "unknown")
 
 
 # --- signed-in users who still owe an enrolment ---------------------------------------------
+
 
 def enforce_enrolment():
     """A user who must have a second factor reaches nothing but its set-up until it is done

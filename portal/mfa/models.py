@@ -1,4 +1,5 @@
 """TOTP credentials (secret encrypted), hashed recovery codes and remembered browsers."""
+
 from datetime import datetime
 
 from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String

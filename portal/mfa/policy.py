@@ -1,4 +1,5 @@
 """Who must use a second factor, and how long a browser may be remembered."""
+
 from flask import current_app
 
 from portal.core.permissions import Role

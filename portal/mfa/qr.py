@@ -1,4 +1,5 @@
 """The enrolment QR code, drawn here as SVG: the secret never goes to a QR web service."""
+
 import segno
 
 

@@ -3,6 +3,7 @@
 Services add and flush; the request commits. Every change is audited, ends the user's
 other sessions and is mailed to the user (security notices cannot be turned off).
 """
+
 import base64
 import hashlib
 import re
@@ -12,16 +13,16 @@ from datetime import timedelta
 from flask import current_app, request
 from sqlalchemy import delete, func, or_, select, update
 
-from portal.audit.services import AuditAction, record, record_access
+from portal.accounts import queries as accounts
 from portal.accounts.models import User, token_digest
 from portal.accounts.passwords import verify_password
-from portal.accounts import queries as accounts
 from portal.accounts.services import count_failure
 from portal.accounts.sessions import end_all_sessions
+from portal.audit.services import AuditAction, record, record_access
 from portal.core.errors import UserError
-from portal.core.unit_of_work import begin_writing
 from portal.core.formatting import local_datetime
 from portal.core.time import now_utc
+from portal.core.unit_of_work import begin_writing
 from portal.extensions import db
 from portal.mfa import policy, totp
 from portal.mfa.models import RecoveryCode, TotpCredential, TrustedDevice
@@ -40,9 +41,11 @@ class MfaError(UserError):
 
 # --- reading ------------------------------------------------------------------------------
 
+
 def confirmed_credential(user: User) -> TotpCredential | None:
-    return db.session.scalar(select(TotpCredential).where(
-        TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_not(None)))
+    return db.session.scalar(
+        select(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_not(None))
+    )
 
 
 def has_second_factor(user: User) -> bool:
@@ -54,33 +57,55 @@ def users_with_second_factor(users) -> set[int]:
     ids = [u.id for u in users]
     if not ids:
         return set()
-    return set(db.session.scalars(select(TotpCredential.user_id).where(
-        TotpCredential.user_id.in_(ids), TotpCredential.confirmed_at.is_not(None))))
+    return set(
+        db.session.scalars(
+            select(TotpCredential.user_id).where(
+                TotpCredential.user_id.in_(ids), TotpCredential.confirmed_at.is_not(None)
+            )
+        )
+    )
 
 
 def remaining_recovery_codes(user: User) -> int:
-    return db.session.scalar(select(func.count()).select_from(RecoveryCode).where(
-        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
+    return db.session.scalar(
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    )
 
 
 def active_devices(user: User) -> list[TrustedDevice]:
-    return list(db.session.scalars(select(TrustedDevice).where(
-        TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None),
-        TrustedDevice.expires_at > now_utc()).order_by(TrustedDevice.created_at.desc())))
+    return list(
+        db.session.scalars(
+            select(TrustedDevice)
+            .where(
+                TrustedDevice.user_id == user.id,
+                TrustedDevice.revoked_at.is_(None),
+                TrustedDevice.expires_at > now_utc(),
+            )
+            .order_by(TrustedDevice.created_at.desc())
+        )
+    )
 
 
 # --- enrolment ----------------------------------------------------------------------------
 
+
 def pending_credential(user: User) -> TotpCredential:
     """The unconfirmed credential being set up (the same one on every reload), or a new one."""
-    pending = db.session.scalar(select(TotpCredential).where(
-        TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None),
-        TotpCredential.created_at > now_utc() - PENDING_ENROLMENT_TTL))
+    pending = db.session.scalar(
+        select(TotpCredential).where(
+            TotpCredential.user_id == user.id,
+            TotpCredential.confirmed_at.is_(None),
+            TotpCredential.created_at > now_utc() - PENDING_ENROLMENT_TTL,
+        )
+    )
     if pending is not None:
         return pending
     begin_writing()  # also reached from the set-up page's GET
-    db.session.execute(delete(TotpCredential).where(
-        TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None)))
+    db.session.execute(
+        delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_(None))
+    )
     pending = TotpCredential(user_id=user.id)
     pending.secret = totp.new_secret()
     db.session.add(pending)
@@ -88,8 +113,7 @@ def pending_credential(user: User) -> TotpCredential:
     return pending
 
 
-def confirm_enrolment(user: User, credential: TotpCredential, code: str, *,
-                      password: str | None = None) -> list[str]:
+def confirm_enrolment(user: User, credential: TotpCredential, code: str, *, password: str | None = None) -> list[str]:
     """Prove the new authenticator with one code; it replaces any earlier one.
 
     Returns the ten new recovery codes, the only time they exist in clear.
@@ -102,8 +126,9 @@ def confirm_enrolment(user: User, credential: TotpCredential, code: str, *,
     if step is None:
         raise MfaError("That code is not right. Check the time on your phone and enter the current code.")
     replaced = has_second_factor(user)
-    db.session.execute(delete(TotpCredential).where(
-        TotpCredential.user_id == user.id, TotpCredential.id != credential.id))
+    db.session.execute(
+        delete(TotpCredential).where(TotpCredential.user_id == user.id, TotpCredential.id != credential.id)
+    )
     credential.confirmed_at = now_utc()
     credential.last_used_step = step
     codes = _replace_recovery_codes(user)
@@ -151,11 +176,17 @@ def set_organization_policy(actor: User, org, *, mfa_required: bool, device_trus
     """Members without a second factor are sent to set one up at their next request."""
     org.is_mfa_required = mfa_required
     org.is_device_trust_allowed = device_trust_allowed
-    record(AuditAction.SIGN_IN_POLICY_CHANGED, actor=actor, obj=org, mfa_required=mfa_required,
-           device_trust_allowed=device_trust_allowed)
+    record(
+        AuditAction.SIGN_IN_POLICY_CHANGED,
+        actor=actor,
+        obj=org,
+        mfa_required=mfa_required,
+        device_trust_allowed=device_trust_allowed,
+    )
 
 
 # --- verification at sign-in --------------------------------------------------------------
+
 
 def verify_second_factor(user: User, raw_code: str) -> str | None:
     """'totp' or 'recovery_code' when the code is good (and now spent); None when it is not.
@@ -191,8 +222,10 @@ def _claim_step(credential: TotpCredential, step: int) -> bool:
     """Spend a time-step atomically: of two requests racing with one code, one wins."""
     claimed = db.session.execute(
         TotpCredential.__table__.update()
-        .where(TotpCredential.id == credential.id,
-               or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < step))
+        .where(
+            TotpCredential.id == credential.id,
+            or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < step),
+        )
         .values(last_used_step=step)
     ).rowcount
     db.session.expire(credential, ["last_used_step"])
@@ -202,8 +235,11 @@ def _claim_step(credential: TotpCredential, step: int) -> bool:
 def _claim_recovery_code(user: User, code: str) -> bool:
     claimed = db.session.execute(
         RecoveryCode.__table__.update()
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_digest == recovery_digest(code),
-               RecoveryCode.used_at.is_(None))
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_digest == recovery_digest(code),
+            RecoveryCode.used_at.is_(None),
+        )
         .values(used_at=now_utc())
     ).rowcount
     return claimed == 1
@@ -213,11 +249,13 @@ def _count_failure(user: User, kind: str, reason: str) -> None:
     """Kept although the request answers 401 (side writes): the failure, its count, a lockout."""
     cfg = current_app.config
     record_access(AuditAction.MFA_FAILED, actor=user, kind=kind, reason=reason)
-    count_failure(user, User.mfa_failures, cfg["MFA_MAX_FAILURES"], cfg["LOGIN_LOCKOUT_MINUTES"],
-                  reason="second_factor")
+    count_failure(
+        user, User.mfa_failures, cfg["MFA_MAX_FAILURES"], cfg["LOGIN_LOCKOUT_MINUTES"], reason="second_factor"
+    )
 
 
 # --- trusted browsers ---------------------------------------------------------------------
+
 
 def trust_device(user: User) -> tuple[str, int] | None:
     """Remember this browser: (raw token for the cookie, days), or None when policy says no."""
@@ -225,9 +263,13 @@ def trust_device(user: User) -> tuple[str, int] | None:
     if not days:
         return None
     raw = secrets.token_urlsafe(32)
-    device = TrustedDevice(user_id=user.id, token_digest=token_digest(raw),
-                           expires_at=now_utc() + timedelta(days=days), ip_address=request.remote_addr,
-                           user_agent=(request.user_agent.string or "")[:255])
+    device = TrustedDevice(
+        user_id=user.id,
+        token_digest=token_digest(raw),
+        expires_at=now_utc() + timedelta(days=days),
+        ip_address=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:255],
+    )
     db.session.add(device)
     db.session.flush()
     record(AuditAction.DEVICE_TRUSTED, actor=user, obj=device, days=days)
@@ -240,9 +282,14 @@ def trusted_device(user: User, raw: str | None) -> TrustedDevice | None:
     if not raw or not days:
         return None
     now = now_utc()
-    device = db.session.scalar(select(TrustedDevice).where(
-        TrustedDevice.token_digest == token_digest(raw), TrustedDevice.user_id == user.id,
-        TrustedDevice.revoked_at.is_(None), TrustedDevice.expires_at > now))
+    device = db.session.scalar(
+        select(TrustedDevice).where(
+            TrustedDevice.token_digest == token_digest(raw),
+            TrustedDevice.user_id == user.id,
+            TrustedDevice.revoked_at.is_(None),
+            TrustedDevice.expires_at > now,
+        )
+    )
     if device is None or device.created_at + timedelta(days=days) <= now:
         return None  # a policy shortened since the device was trusted applies at once
     device.last_used_at = now
@@ -270,6 +317,7 @@ def revoke_all_devices(user: User) -> int:
 
 # --- helpers ------------------------------------------------------------------------------
 
+
 def normalise(code: str) -> str:
     """Codes are typed with spaces or dashes, in any case."""
     return _SEPARATORS.sub("", code or "").upper()
@@ -282,7 +330,7 @@ def recovery_digest(code: str) -> bytes:
 
 def _format_code(raw: bytes) -> str:
     text = base64.b32encode(raw).decode("ascii")
-    return "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
 def _replace_recovery_codes(user: User) -> list[str]:

@@ -3,6 +3,7 @@
 Twenty lines of standard library instead of a dependency: the replay rule needs the
 matched time-step anyway, which TOTP libraries do not return.
 """
+
 import base64
 import hashlib
 import hmac
@@ -34,7 +35,7 @@ def hotp(secret: bytes, counter: int, digits: int = DIGITS) -> str:
     """RFC 4226 section 5.3: HMAC, dynamic truncation, modulo 10^digits."""
     mac = hmac.new(secret, struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
-    value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
     return str(value % 10**digits).zfill(digits)
 
 
@@ -61,6 +62,8 @@ def matching_step(secret: bytes, code: str, now: float | None = None, skew: int 
 def provisioning_uri(secret: bytes, account: str, issuer: str) -> str:
     """Key URI format (google-authenticator wiki), understood by every common app."""
     label = quote(f"{issuer}:{account}", safe="@:")
-    params = urlencode({"secret": to_base32(secret), "issuer": issuer, "algorithm": "SHA1",
-                        "digits": DIGITS, "period": PERIOD}, quote_via=quote)
+    params = urlencode(
+        {"secret": to_base32(secret), "issuer": issuer, "algorithm": "SHA1", "digits": DIGITS, "period": PERIOD},
+        quote_via=quote,
+    )
     return f"otpauth://totp/{label}?{params}"

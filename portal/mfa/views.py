@@ -1,4 +1,5 @@
 """The second sign-in step, setting up and changing the second factor, and admin controls."""
+
 import uuid
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
@@ -13,7 +14,11 @@ from portal.extensions import db, limiter
 from portal.mfa import flow, policy, services, totp
 from portal.mfa.flow import Stage
 from portal.mfa.forms import (
-    ConfirmedEnrolForm, EnrolForm, OrganizationPolicyForm, PasswordConfirmForm, VerifyForm,
+    ConfirmedEnrolForm,
+    EnrolForm,
+    OrganizationPolicyForm,
+    PasswordConfirmForm,
+    VerifyForm,
 )
 from portal.mfa.models import TrustedDevice
 from portal.mfa.qr import svg_data_uri
@@ -42,6 +47,7 @@ def never_cache(response):
 
 # --- during sign-in (nobody is signed in yet) -----------------------------------------------
 
+
 @bp.route("/auth/mfa/verify", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
@@ -66,8 +72,11 @@ def verify():
         target = note.get("next") or url_for("home.index")
         if kind == "recovery_code":
             left = services.remaining_recovery_codes(user)
-            flash(f"You signed in with a recovery code; {left} left. If you lost your phone, "
-                  "set up your authenticator app again below.", "info")
+            flash(
+                f"You signed in with a recovery code; {left} left. If you lost your phone, "
+                "set up your authenticator app again below.",
+                "info",
+            )
             target = url_for("auth.account")
         response = redirect(target)
         trusted = services.trust_device(user) if form.remember.data else None
@@ -96,12 +105,14 @@ def setup():
             form.code.errors.append(str(exc))
         else:
             flow.complete(user, f"{note['method']}+totp")
-            return render_template("mfa/recovery_codes.html", codes=codes,
-                                   next_url=note.get("next") or url_for("home.index"))
+            return render_template(
+                "mfa/recovery_codes.html", codes=codes, next_url=note.get("next") or url_for("home.index")
+            )
     return form_page("mfa/setup.html", form, **_enrolment_context(user, credential), signed_in=False)
 
 
 # --- signed in: the user's own second factor ------------------------------------------------
+
 
 @bp.route("/auth/mfa/enrol", methods=["GET", "POST"])
 @requires(Permission.ACCOUNT_MANAGE)
@@ -119,8 +130,13 @@ def enrol():
         else:
             start_session(user, auth_method=f"{_first_factor()}+totp")
             return render_template("mfa/recovery_codes.html", codes=codes, next_url=url_for("auth.account"))
-    return form_page("mfa/setup.html", form, **_enrolment_context(user, credential), signed_in=True,
-                     replacing=services.has_second_factor(user))
+    return form_page(
+        "mfa/setup.html",
+        form,
+        **_enrolment_context(user, credential),
+        signed_in=True,
+        replacing=services.has_second_factor(user),
+    )
 
 
 @bp.post("/auth/mfa/recovery-codes")
@@ -163,9 +179,13 @@ def disable():
 @bp.post("/auth/mfa/devices/<uuid:device_id>/revoke")
 @requires(Permission.ACCOUNT_MANAGE)
 def revoke_device(device_id: uuid.UUID):
-    device = db.first_or_404(select(TrustedDevice).where(
-        TrustedDevice.public_id == device_id, TrustedDevice.user_id == current_user.id,
-        TrustedDevice.revoked_at.is_(None)))
+    device = db.first_or_404(
+        select(TrustedDevice).where(
+            TrustedDevice.public_id == device_id,
+            TrustedDevice.user_id == current_user.id,
+            TrustedDevice.revoked_at.is_(None),
+        )
+    )
     services.revoke_device(current_user, device)
     flash("That browser will be asked for a code at its next sign-in.", "success")
     return redirect(url_for("auth.account"))
@@ -173,14 +193,14 @@ def revoke_device(device_id: uuid.UUID):
 
 # --- practice admins ----------------------------------------------------------------------
 
+
 @bp.post("/admin/users/<uuid:user_id>/reset-mfa")
 @requires(Permission.USERS_MANAGE)
 def admin_reset(user_id: uuid.UUID):
     user = get_visible_user_or_404(current_user, user_id)
     try:
         services.admin_reset(current_user, user)
-        flash(f"Two-step verification of {user.full_name} was reset; they set it up again at next sign-in.",
-              "success")
+        flash(f"Two-step verification of {user.full_name} was reset; they set it up again at next sign-in.", "success")
     except services.MfaError as exc:
         flash(str(exc), "error")
     return redirect(url_for("admin.users"))
@@ -192,15 +212,24 @@ def organization_policy(org_id: uuid.UUID):
     org = db.first_or_404(select(Organization).where(Organization.public_id == org_id))
     form = OrganizationPolicyForm()
     if form.validate_on_submit():
-        services.set_organization_policy(current_user, org, mfa_required=form.is_mfa_required.data,
-                                         device_trust_allowed=form.is_device_trust_allowed.data)
+        services.set_organization_policy(
+            current_user,
+            org,
+            mfa_required=form.is_mfa_required.data,
+            device_trust_allowed=form.is_device_trust_allowed.data,
+        )
         flash(f"Sign-in policy of {org.name} saved.", "success")
     return redirect(url_for("admin.organization", org_id=org.public_id))
 
 
-METHOD_LABELS = {"password": "Password", "oidc": "Organization sign-in", "totp": "authenticator code",
-                 "recovery_code": "recovery code", "trusted_device": "remembered browser",
-                 "idp_mfa": "organization's two-step"}
+METHOD_LABELS = {
+    "password": "Password",
+    "oidc": "Organization sign-in",
+    "totp": "authenticator code",
+    "recovery_code": "recovery code",
+    "trusted_device": "remembered browser",
+    "idp_mfa": "organization's two-step",
+}
 
 
 @bp.app_template_filter("sign_in_method")
@@ -216,5 +245,8 @@ def _first_factor() -> str:
 def _enrolment_context(user, credential) -> dict:
     uri = totp.provisioning_uri(credential.secret, user.email, current_app.config["PORTAL_NAME"])
     key = totp.to_base32(credential.secret)
-    return {"qr": svg_data_uri(uri), "manual_key": " ".join(key[i:i + 4] for i in range(0, len(key), 4)),
-            "account_label": user.email}
+    return {
+        "qr": svg_data_uri(uri),
+        "manual_key": " ".join(key[i : i + 4] for i in range(0, len(key), 4)),
+        "account_label": user.email,
+    }

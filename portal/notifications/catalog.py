@@ -5,6 +5,7 @@ Context values are ids, reference numbers, names of staff or organizations, coun
 links: never PHI. tests/notifications/test_templates.py keeps this table and the files
 on disk in step.
 """
+
 import enum
 from dataclasses import dataclass
 
@@ -36,13 +37,22 @@ _PARTNERS = frozenset({Role.PARTNER, Role.PARTNER_ADMIN})
 _PRACTICE = frozenset({Role.STAFF, Role.ADMIN})
 
 CATEGORY_LABELS = {
-    Category.REFERRAL_UPDATES: ("Referral updates", "Thank-yous for new referrals, status changes and, for "
-                                "the practice, new referrals in the intake queue.", _PARTNERS | _PRACTICE),
-    Category.PROGRESS_UPDATES: ("Progress updates", "A new progress update is available for one of your "
-                                "referrals.", _PARTNERS),
+    Category.REFERRAL_UPDATES: (
+        "Referral updates",
+        "Thank-yous for new referrals, status changes and, for the practice, new referrals in the intake queue.",
+        _PARTNERS | _PRACTICE,
+    ),
+    Category.PROGRESS_UPDATES: (
+        "Progress updates",
+        "A new progress update is available for one of your referrals.",
+        _PARTNERS,
+    ),
     Category.DIGESTS: ("Monthly summary", "Your organization's referral numbers for the month.", _PARTNERS),
-    Category.STAFF_REMINDERS: ("Staff reminders", "Partner check-ins due, partners at risk and consents "
-                               "expiring soon.", _PRACTICE),
+    Category.STAFF_REMINDERS: (
+        "Staff reminders",
+        "Partner check-ins due, partners at risk and consents expiring soon.",
+        _PRACTICE,
+    ),
 }
 
 

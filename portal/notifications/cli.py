@@ -1,4 +1,5 @@
 """`flask outbox ...`: the delivery worker, digests and a status line."""
+
 import signal
 import threading
 
@@ -32,11 +33,14 @@ def work(once: bool, poll: float | None):
     if not once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"outbox worker {worker.name}: delivering to {worker.transport.describe()}"
-               f"{'' if once else ' (Ctrl-C to stop)'}")
+    click.echo(
+        f"outbox worker {worker.name}: delivering to {worker.transport.describe()}{'' if once else ' (Ctrl-C to stop)'}"
+    )
     totals = worker.run(once=once, poll_seconds=poll if poll is not None else cfg["OUTBOX_POLL_SECONDS"], stop=stop)
-    click.echo(f"outbox worker {worker.name}: {totals.sent} sent, {totals.retried} to retry, {totals.dead} dead"
-               + (f"; server unavailable ({totals.unavailable}), messages wait" if totals.unavailable else ""))
+    click.echo(
+        f"outbox worker {worker.name}: {totals.sent} sent, {totals.retried} to retry, {totals.dead} dead"
+        + (f"; server unavailable ({totals.unavailable}), messages wait" if totals.unavailable else "")
+    )
 
 
 @outbox_group.command("digest")

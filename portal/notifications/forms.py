@@ -1,4 +1,5 @@
 """The notification preferences form: one choice per category the user's role receives."""
+
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField
 
@@ -15,9 +16,16 @@ def preferences_form(categories: list[Category], current: dict[Category, Deliver
         pass
 
     for category in categories:
-        setattr(Form, category.value, SelectField(
-            category.label, description=category.description, default=current[category].value,
-            choices=[SelectChoice(m.value, m.label) for m in DeliveryMode]))
+        setattr(
+            Form,
+            category.value,
+            SelectField(
+                category.label,
+                description=category.description,
+                default=current[category].value,
+                choices=[SelectChoice(m.value, m.label) for m in DeliveryMode],
+            ),
+        )
     return Form()
 
 

@@ -1,4 +1,5 @@
 """Outbox: messages written with the change that causes them, delivered after commit."""
+
 import enum
 from datetime import datetime
 
@@ -27,8 +28,12 @@ class DeliveryMode(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"immediately": "Immediately", "daily": "In a daily digest",
-                "weekly": "In a weekly digest", "off": "Off"}[self.value]
+        return {
+            "immediately": "Immediately",
+            "daily": "In a daily digest",
+            "weekly": "In a weekly digest",
+            "off": "Off",
+        }[self.value]
 
 
 class OutboxMessage(PkMixin, db.Model):

@@ -4,6 +4,7 @@ Templates live in templates/email/: <name>.txt defines a ``subject`` block and t
 body, <name>.html the HTML body; both extend a small layout. A missing context key is an
 error (StrictUndefined), never a silently empty sentence.
 """
+
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr

@@ -3,6 +3,7 @@
 enqueue() adds a row to the caller's session: it commits with the change that caused it
 (or vanishes with it). A worker delivers it after commit (portal/notifications/worker.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,14 +36,20 @@ def enqueue(recipient: str, template: str, dedupe_key: str | None = None, **cont
         if existing is not None:
             return existing
     mode = delivery_mode(recipient, kind.category) if kind.category else DeliveryMode.IMMEDIATELY
-    message = OutboxMessage(recipient=recipient, template=template, context=context, dedupe_key=dedupe_key,
-                            state=_STATE_FOR_MODE[mode],
-                            digest_period=mode if mode in (DeliveryMode.DAILY, DeliveryMode.WEEKLY) else None)
+    message = OutboxMessage(
+        recipient=recipient,
+        template=template,
+        context=context,
+        dedupe_key=dedupe_key,
+        state=_STATE_FOR_MODE[mode],
+        digest_period=mode if mode in (DeliveryMode.DAILY, DeliveryMode.WEEKLY) else None,
+    )
     db.session.add(message)
     return message
 
 
 # --- preferences -------------------------------------------------------------------------
+
 
 def delivery_mode(recipient: str, category: Category) -> DeliveryMode:
     # The users table by name: the outbox sits below the accounts feature and must not import it.
@@ -50,20 +57,26 @@ def delivery_mode(recipient: str, category: Category) -> DeliveryMode:
     mode = db.session.scalar(
         select(NotificationPreference.mode)
         .join(users, users.c.id == NotificationPreference.user_id)
-        .where(func.lower(users.c.email) == recipient.strip().lower(), NotificationPreference.category == category))
+        .where(func.lower(users.c.email) == recipient.strip().lower(), NotificationPreference.category == category)
+    )
     return mode or DeliveryMode.IMMEDIATELY
 
 
 def preferences_of(user) -> dict[Category, DeliveryMode]:
-    rows = db.session.execute(select(NotificationPreference.category, NotificationPreference.mode)
-                              .where(NotificationPreference.user_id == user.id)).all()
+    rows = db.session.execute(
+        select(NotificationPreference.category, NotificationPreference.mode).where(
+            NotificationPreference.user_id == user.id
+        )
+    ).all()
     chosen = dict(rows)
     return {c: chosen.get(c, DeliveryMode.IMMEDIATELY) for c in Category}
 
 
 def set_preferences(user, choices: dict[Category, DeliveryMode]) -> None:
-    existing = {p.category: p for p in db.session.scalars(
-        select(NotificationPreference).where(NotificationPreference.user_id == user.id))}
+    existing = {
+        p.category: p
+        for p in db.session.scalars(select(NotificationPreference).where(NotificationPreference.user_id == user.id))
+    }
     for category, mode in choices.items():
         pref = existing.get(category)
         if pref is None:
@@ -71,11 +84,16 @@ def set_preferences(user, choices: dict[Category, DeliveryMode]) -> None:
         elif pref.mode != mode:
             pref.mode = mode
     db.session.flush()
-    record(AuditAction.NOTIFICATION_PREFERENCES_CHANGED, actor=user, obj=user,
-           **{c.value: m.value for c, m in choices.items()})
+    record(
+        AuditAction.NOTIFICATION_PREFERENCES_CHANGED,
+        actor=user,
+        obj=user,
+        **{c.value: m.value for c, m in choices.items()},
+    )
 
 
 # --- dead letters ----------------------------------------------------------------------
+
 
 def retry(actor, message: OutboxMessage) -> None:
     """Send a dead (or backed-off) message again now, with a fresh set of attempts."""
@@ -92,11 +110,16 @@ def retry(actor, message: OutboxMessage) -> None:
 
 # --- digests -----------------------------------------------------------------------------
 
+
 def held_recipients(period: DeliveryMode) -> list[str]:
-    return list(db.session.scalars(
-        select(OutboxMessage.recipient).where(OutboxMessage.state == OutboxState.HELD,
-                                              OutboxMessage.digest_period == period)
-        .group_by(OutboxMessage.recipient).order_by(OutboxMessage.recipient)))
+    return list(
+        db.session.scalars(
+            select(OutboxMessage.recipient)
+            .where(OutboxMessage.state == OutboxState.HELD, OutboxMessage.digest_period == period)
+            .group_by(OutboxMessage.recipient)
+            .order_by(OutboxMessage.recipient)
+        )
+    )
 
 
 def fold_digest(recipient: str, period: DeliveryMode) -> OutboxMessage | None:
@@ -108,20 +131,32 @@ def fold_digest(recipient: str, period: DeliveryMode) -> OutboxMessage | None:
     from portal.notifications.rendering import render_subject
 
     held = db.session.scalars(
-        select(OutboxMessage).where(OutboxMessage.recipient == recipient, OutboxMessage.state == OutboxState.HELD,
-                                    OutboxMessage.digest_period == period).order_by(OutboxMessage.id)).all()
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.recipient == recipient,
+            OutboxMessage.state == OutboxState.HELD,
+            OutboxMessage.digest_period == period,
+        )
+        .order_by(OutboxMessage.id)
+    ).all()
     if not held:
         return None
     items = [{"subject": _subject_or_label(render_subject, m), "link": m.context.get("link")} for m in held]
     ids = [m.id for m in held]
-    digest = OutboxMessage(recipient=recipient, template=DIGEST, context={"period": period.value, "items": items},
-                           dedupe_key=_digest_key(period, recipient, ids))
+    digest = OutboxMessage(
+        recipient=recipient,
+        template=DIGEST,
+        context={"period": period.value, "items": items},
+        dedupe_key=_digest_key(period, recipient, ids),
+    )
     db.session.add(digest)
     db.session.flush()
     T = OutboxMessage.__table__
     folded = db.session.execute(
-        T.update().where(T.c.id.in_(ids), T.c.state == OutboxState.HELD.value)
-        .values(state=OutboxState.SENT.value, sent_at=now_utc(), digest_id=digest.id)).rowcount
+        T.update()
+        .where(T.c.id.in_(ids), T.c.state == OutboxState.HELD.value)
+        .values(state=OutboxState.SENT.value, sent_at=now_utc(), digest_id=digest.id)
+    ).rowcount
     if folded != len(ids):
         raise DigestConflict(recipient)
     return digest

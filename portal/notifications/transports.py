@@ -6,6 +6,7 @@ Failures are sorted into three kinds, because each asks for a different response
 during one message: retry that message later) and ``DeliveryError(permanent=True)``
 (a 5xx reply: the server will never take it; dead-letter it).
 """
+
 from __future__ import annotations
 
 import smtplib
@@ -35,8 +36,17 @@ def _reply(code: int, message: bytes | str) -> str:
 class SmtpTransport:
     """One SMTP session, opened on first use and reused for a batch."""
 
-    def __init__(self, host: str, port: int, *, security: str = "starttls", username: str | None = None,
-                 password: str | None = None, timeout: float = 30, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: str = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         if security not in SECURITY_MODES:
             raise ValueError(f"SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}")
         self.host, self.port, self.security = host, port, security
@@ -46,9 +56,14 @@ class SmtpTransport:
 
     @classmethod
     def from_config(cls, config) -> SmtpTransport:
-        return cls(config["SMTP_HOST"], config["SMTP_PORT"], security=config["SMTP_SECURITY"],
-                   username=config.get("SMTP_USERNAME") or None, password=config.get("SMTP_PASSWORD") or None,
-                   timeout=config["SMTP_TIMEOUT"])
+        return cls(
+            config["SMTP_HOST"],
+            config["SMTP_PORT"],
+            security=config["SMTP_SECURITY"],
+            username=config.get("SMTP_USERNAME") or None,
+            password=config.get("SMTP_PASSWORD") or None,
+            timeout=config["SMTP_TIMEOUT"],
+        )
 
     def describe(self) -> str:
         return f"SMTP {self.host}:{self.port} ({self.security})"

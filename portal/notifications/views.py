@@ -1,4 +1,5 @@
 """Each user's notification preferences, and the admins' view of the outbox."""
+
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -29,10 +30,12 @@ def preferences():
 @bp.get("/admin/outbox")
 @requires(Permission.OUTBOX_MANAGE)
 def outbox():
-    return render_template("notifications/outbox.html", counts=queries.counts_by_state(),
-                           dead=queries.messages_in(OutboxState.DEAD, cursor=cursor_arg("dead"), param="dead"),
-                           pending=queries.messages_in(OutboxState.PENDING, cursor=cursor_arg("pending"),
-                                                       param="pending"))
+    return render_template(
+        "notifications/outbox.html",
+        counts=queries.counts_by_state(),
+        dead=queries.messages_in(OutboxState.DEAD, cursor=cursor_arg("dead"), param="dead"),
+        pending=queries.messages_in(OutboxState.PENDING, cursor=cursor_arg("pending"), param="pending"),
+    )
 
 
 @bp.post("/admin/outbox/<uuid:message_id>/retry")

@@ -23,6 +23,7 @@ server's "250 OK" and that commit, or the connection drops after the server acce
 message but before its reply arrived, the message is sent again once the lease expires.
 It keeps the same Message-ID, so mail clients can recognise the duplicate.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,9 +80,13 @@ class Policy:
 
     @classmethod
     def from_config(cls, config) -> Policy:
-        return cls(max_attempts=config["OUTBOX_MAX_ATTEMPTS"], backoff_seconds=config["OUTBOX_BACKOFF_SECONDS"],
-                   backoff_max_seconds=config["OUTBOX_BACKOFF_MAX_SECONDS"],
-                   lease_seconds=config["OUTBOX_LEASE_SECONDS"], batch_size=config["OUTBOX_BATCH_SIZE"])
+        return cls(
+            max_attempts=config["OUTBOX_MAX_ATTEMPTS"],
+            backoff_seconds=config["OUTBOX_BACKOFF_SECONDS"],
+            backoff_max_seconds=config["OUTBOX_BACKOFF_MAX_SECONDS"],
+            lease_seconds=config["OUTBOX_LEASE_SECONDS"],
+            batch_size=config["OUTBOX_BATCH_SIZE"],
+        )
 
     def backoff(self, attempts: int, rng: random.Random) -> timedelta:
         """Exponential back-off with "equal jitter": half fixed, half random, so retries spread out."""
@@ -90,13 +95,17 @@ class Policy:
 
 
 def _due(now: datetime):
-    return and_(T.c.state == OutboxState.PENDING.value, T.c.next_attempt_at <= now,
-                or_(T.c.claimed_until.is_(None), T.c.claimed_until <= now))
+    return and_(
+        T.c.state == OutboxState.PENDING.value,
+        T.c.next_attempt_at <= now,
+        or_(T.c.claimed_until.is_(None), T.c.claimed_until <= now),
+    )
 
 
 class Worker:
-    def __init__(self, transport, policy: Policy | None = None, *, rng: random.Random | None = None,
-                 name: str | None = None):
+    def __init__(
+        self, transport, policy: Policy | None = None, *, rng: random.Random | None = None, name: str | None = None
+    ):
         self.transport = transport
         self.policy = policy or Policy.from_config(current_app.config)
         self.rng = rng or random.Random()
@@ -109,17 +118,20 @@ class Worker:
         now = now or now_utc()
         token = f"{self.name}:{secrets.token_hex(6)}"
         lease = {"claimed_by": token, "claimed_until": now + timedelta(seconds=self.policy.lease_seconds)}
-        candidates = (select(T.c.id).where(_due(now)).order_by(T.c.next_attempt_at, T.c.id)
-                      .limit(self.policy.batch_size))
+        candidates = select(T.c.id).where(_due(now)).order_by(T.c.next_attempt_at, T.c.id).limit(self.policy.batch_size)
         returning = (T.c.id, T.c.public_id, T.c.recipient, T.c.template, T.c.context, T.c.attempts)
         try:
             if db.session.get_bind().dialect.name == "postgresql":
                 ids = db.session.scalars(candidates.with_for_update(skip_locked=True)).all()
-                rows = db.session.execute(
-                    T.update().where(T.c.id.in_(ids)).values(**lease).returning(*returning)).all() if ids else []
+                rows = (
+                    db.session.execute(T.update().where(T.c.id.in_(ids)).values(**lease).returning(*returning)).all()
+                    if ids
+                    else []
+                )
             else:
                 rows = db.session.execute(
-                    T.update().where(T.c.id.in_(candidates), _due(now)).values(**lease).returning(*returning)).all()
+                    T.update().where(T.c.id.in_(candidates), _due(now)).values(**lease).returning(*returning)
+                ).all()
             db.session.commit()
         except BaseException:
             db.session.rollback()
@@ -131,7 +143,8 @@ class Worker:
         """Record an outcome, only if the lease is still ours (else another worker owns the row)."""
         values.update(claimed_by=None, claimed_until=None)
         done = db.session.execute(
-            T.update().where(T.c.id == message.id, T.c.claimed_by == token).values(**values)).rowcount
+            T.update().where(T.c.id == message.id, T.c.claimed_by == token).values(**values)
+        ).rowcount
         db.session.commit()
         if not done:
             log.warning("outbox: lease on message %s expired before its outcome was recorded", message.public_id)
@@ -139,8 +152,10 @@ class Worker:
 
     def release(self, token: str) -> int:
         released = db.session.execute(
-            T.update().where(T.c.claimed_by == token, T.c.state == OutboxState.PENDING.value)
-            .values(claimed_by=None, claimed_until=None)).rowcount
+            T.update()
+            .where(T.c.claimed_by == token, T.c.state == OutboxState.PENDING.value)
+            .values(claimed_by=None, claimed_until=None)
+        ).rowcount
         db.session.commit()
         return released
 
@@ -162,14 +177,22 @@ class Worker:
             result.released = self.release(token)
             self.transport.close()
         if result.unavailable:
-            log.warning("outbox: %s is unavailable (%s); %d message(s) wait", self.transport.describe(),
-                        result.unavailable, result.released)
+            log.warning(
+                "outbox: %s is unavailable (%s); %d message(s) wait",
+                self.transport.describe(),
+                result.unavailable,
+                result.released,
+            )
         return result
 
     def _deliver(self, message: Claimed, token: str, result: BatchResult) -> None:
         try:
-            email = build_message(message_id=str(message.public_id), recipient=message.recipient,
-                                  template=message.template, context=message.context)
+            email = build_message(
+                message_id=str(message.public_id),
+                recipient=message.recipient,
+                template=message.template,
+                context=message.context,
+            )
         except Exception as exc:  # a template bug or a missing context key: retrying cannot help
             self._fail(message, token, result, f"template: {type(exc).__name__}", permanent=True)
             return
@@ -179,8 +202,9 @@ class Worker:
             self._fail(message, token, result, exc.reason, permanent=exc.permanent)
             return
         now = now_utc()
-        if self._finish(message, token, state=OutboxState.SENT.value, sent_at=now, attempts=message.attempts + 1,
-                        last_error=None):
+        if self._finish(
+            message, token, state=OutboxState.SENT.value, sent_at=now, attempts=message.attempts + 1, last_error=None
+        ):
             result.sent += 1
 
     def _fail(self, message: Claimed, token: str, result: BatchResult, reason: str, *, permanent: bool) -> None:
@@ -194,13 +218,20 @@ class Worker:
             later = now_utc() + self.policy.backoff(attempts, self.rng)
             if self._finish(message, token, attempts=attempts, next_attempt_at=later, last_error=reason):
                 result.retried += 1
-            log.info("outbox: message %s failed (%s); attempt %d of %d at %s", message.public_id, reason,
-                     attempts, self.policy.max_attempts, later.isoformat(timespec="seconds"))
+            log.info(
+                "outbox: message %s failed (%s); attempt %d of %d at %s",
+                message.public_id,
+                reason,
+                attempts,
+                self.policy.max_attempts,
+                later.isoformat(timespec="seconds"),
+            )
 
     # --- the long-running loop ----------------------------------------------------------
 
-    def run(self, *, once: bool = False, poll_seconds: float = 5, stop: threading.Event | None = None,
-            on_batch=None) -> BatchResult:
+    def run(
+        self, *, once: bool = False, poll_seconds: float = 5, stop: threading.Event | None = None, on_batch=None
+    ) -> BatchResult:
         """Deliver until stopped (or, with once=True, until nothing is due). Returns the totals."""
         stop = stop or threading.Event()
         totals = BatchResult()

@@ -3,6 +3,7 @@
 Practice-internal figures (staff may see every episode), so nothing is suppressed here;
 the partner report, which leaves the practice, is where small cells are hidden.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,21 +51,41 @@ class DropRow:
 def sources(period: DateRange) -> list[SourceRow]:
     """Every organization with referrals in the range, by volume (most first)."""
     sql.tune_for_reports()
-    volume = (select(ReportEpisode.organization_id, func.count().label("referrals"),
-                     func.count(case((ReportEpisode.stage >= SEEN, 1))).label("seen"),
-                     func.count(case((ReportEpisode.stage >= COMPLETED, 1))).label("completed"))
-              .where(in_cohort(None, period)).group_by(ReportEpisode.organization_id).subquery())
-    outcome = (select(EpisodeOutcome.organization_id, func.count().label("paired"),
-                      func.count(case((reached_mcid(), 1))).label("reached"))
-               .join(Instrument, Instrument.id == EpisodeOutcome.instrument_id)
-               .where(in_cohort(None, period, EpisodeOutcome))
-               .group_by(EpisodeOutcome.organization_id).subquery())
+    volume = (
+        select(
+            ReportEpisode.organization_id,
+            func.count().label("referrals"),
+            func.count(case((ReportEpisode.stage >= SEEN, 1))).label("seen"),
+            func.count(case((ReportEpisode.stage >= COMPLETED, 1))).label("completed"),
+        )
+        .where(in_cohort(None, period))
+        .group_by(ReportEpisode.organization_id)
+        .subquery()
+    )
+    outcome = (
+        select(
+            EpisodeOutcome.organization_id,
+            func.count().label("paired"),
+            func.count(case((reached_mcid(), 1))).label("reached"),
+        )
+        .join(Instrument, Instrument.id == EpisodeOutcome.instrument_id)
+        .where(in_cohort(None, period, EpisodeOutcome))
+        .group_by(EpisodeOutcome.organization_id)
+        .subquery()
+    )
     rows = db.session.execute(
-        select(Organization, volume.c.referrals, volume.c.seen, volume.c.completed,
-               func.coalesce(outcome.c.paired, 0), func.coalesce(outcome.c.reached, 0))
+        select(
+            Organization,
+            volume.c.referrals,
+            volume.c.seen,
+            volume.c.completed,
+            func.coalesce(outcome.c.paired, 0),
+            func.coalesce(outcome.c.reached, 0),
+        )
         .join(volume, volume.c.organization_id == Organization.id)
         .outerjoin(outcome, outcome.c.organization_id == Organization.id)
-        .order_by(volume.c.referrals.desc(), Organization.name)).all()
+        .order_by(volume.c.referrals.desc(), Organization.name)
+    ).all()
     return [SourceRow(*row) for row in rows]
 
 
@@ -91,9 +112,11 @@ def monthly_trend(today: date, organization_ids: list[int], months: int = 12) ->
     bucket = sql.month_bucket(ReportEpisode.submitted_at, today).label("month")
     rows = db.session.execute(
         select(ReportEpisode.organization_id, bucket, func.count())
-        .where(ReportEpisode.organization_id.in_(organization_ids),
-               ReportEpisode.submitted_at >= practice_day_start(first))
-        .group_by(ReportEpisode.organization_id, bucket)).all()
+        .where(
+            ReportEpisode.organization_id.in_(organization_ids), ReportEpisode.submitted_at >= practice_day_start(first)
+        )
+        .group_by(ReportEpisode.organization_id, bucket)
+    ).all()
     trend: dict[int, dict[str, int]] = {org_id: {} for org_id in organization_ids}
     for org_id, month, count in rows:
         trend[org_id][month] = count
@@ -118,12 +141,16 @@ def dropped_partners(today: date) -> list[DropRow]:
     start = middle - timedelta(days=DROP_WINDOW_DAYS)
     current = func.count(case((ReportEpisode.submitted_at >= middle, 1)))
     previous = func.count(case((ReportEpisode.submitted_at < middle, 1)))
-    counts = (select(ReportEpisode.organization_id, current.label("current"), previous.label("previous"))
-              .where(ReportEpisode.submitted_at >= start, ReportEpisode.submitted_at < end)
-              .group_by(ReportEpisode.organization_id)
-              .having(previous > 0, current * 2 <= previous).subquery())
+    counts = (
+        select(ReportEpisode.organization_id, current.label("current"), previous.label("previous"))
+        .where(ReportEpisode.submitted_at >= start, ReportEpisode.submitted_at < end)
+        .group_by(ReportEpisode.organization_id)
+        .having(previous > 0, current * 2 <= previous)
+        .subquery()
+    )
     rows = db.session.execute(
         select(Organization, counts.c.current, counts.c.previous)
         .join(counts, counts.c.organization_id == Organization.id)
-        .order_by((counts.c.current * literal(1.0) / counts.c.previous), Organization.name)).all()
+        .order_by((counts.c.current * literal(1.0) / counts.c.previous), Organization.name)
+    ).all()
     return [DropRow(*row) for row in rows]

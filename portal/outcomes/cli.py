@@ -1,4 +1,5 @@
 """`flask reports ...`: check and rebuild the report facts (portal/outcomes/facts.py)."""
+
 import click
 from flask.cli import AppGroup
 

@@ -15,6 +15,7 @@ stored with what the sources say (``flask reports check``, and the tests).
 Consent is deliberately *not* a fact: it is evaluated at query time by the consent policy,
 so a revocation or an expiry hides a patient from the next report without any refresh.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -42,10 +43,24 @@ BEFORE_CANCELLING = (Status.ACCEPTED, Status.SCHEDULED)
 SEEN = STAGES.index(Status.IN_CARE) + 1
 COMPLETED = STAGES.index(Status.DISCHARGED) + 1
 
-_EPISODE_COLUMNS = ["referral_id", "organization_id", "patient_id", "submitted_at", "stage", "days_to_first_visit",
-                    "visits"]
-_OUTCOME_COLUMNS = ["referral_id", "instrument_id", "organization_id", "patient_id", "submitted_at", "intake",
-                    "discharge"]
+_EPISODE_COLUMNS = [
+    "referral_id",
+    "organization_id",
+    "patient_id",
+    "submitted_at",
+    "stage",
+    "days_to_first_visit",
+    "visits",
+]
+_OUTCOME_COLUMNS = [
+    "referral_id",
+    "instrument_id",
+    "organization_id",
+    "patient_id",
+    "submitted_at",
+    "intake",
+    "discharge",
+]
 _CHUNK = 500
 
 
@@ -53,18 +68,24 @@ def _stage():
     """SQL: the furthest stage (0 = only sent) the referral reached."""
     whens = [(Referral.status.in_(IMPLIED_BY[s]), k) for k, s in reversed(list(enumerate(STAGES, 1)))]
     for s in reversed(BEFORE_CANCELLING):  # the furthest stage a cancelled referral's timeline shows
-        shown = exists(select(ReferralEvent.id).where(ReferralEvent.referral_id == Referral.id,
-                                                      ReferralEvent.to_status == s))
+        shown = exists(
+            select(ReferralEvent.id).where(ReferralEvent.referral_id == Referral.id, ReferralEvent.to_status == s)
+        )
         whens.append((and_(Referral.status == Status.CANCELLED, shown), STAGES.index(s) + 1))
     return case(*whens, else_=0)
 
 
 def _episodes_select(referral_ids=None):
     seen = Referral.status.in_(IMPLIED_BY[Status.IN_CARE]) & Referral.first_visit_at.is_not(None)
-    query = (select(Referral.id, Referral.organization_id, Referral.patient_id, Referral.submitted_at, _stage(),
-                    case((seen, sql.days_between(Referral.first_visit_at, Referral.submitted_at))),
-                    case((Referral.status == Status.DISCHARGED, EpisodeVisits.visits)))
-             .outerjoin(EpisodeVisits, EpisodeVisits.referral_id == Referral.id))
+    query = select(
+        Referral.id,
+        Referral.organization_id,
+        Referral.patient_id,
+        Referral.submitted_at,
+        _stage(),
+        case((seen, sql.days_between(Referral.first_visit_at, Referral.submitted_at))),
+        case((Referral.status == Status.DISCHARGED, EpisodeVisits.visits)),
+    ).outerjoin(EpisodeVisits, EpisodeVisits.referral_id == Referral.id)
     return query if referral_ids is None else query.where(Referral.id.in_(referral_ids))
 
 
@@ -73,13 +94,27 @@ _DISCHARGE = func.max(case((OutcomeScore.phase == Phase.DISCHARGE, OutcomeScore.
 
 
 def _outcomes_select(referral_ids=None):
-    query = (select(OutcomeScore.referral_id, OutcomeScore.instrument_id, Referral.organization_id,
-                    Referral.patient_id, Referral.submitted_at, _INTAKE, _DISCHARGE)
-             .join(Referral, Referral.id == OutcomeScore.referral_id)
-             .where(OutcomeScore.phase.in_([Phase.INTAKE, Phase.DISCHARGE]))
-             .group_by(OutcomeScore.referral_id, OutcomeScore.instrument_id, Referral.organization_id,
-                       Referral.patient_id, Referral.submitted_at)
-             .having(_INTAKE.is_not(None), _DISCHARGE.is_not(None)))
+    query = (
+        select(
+            OutcomeScore.referral_id,
+            OutcomeScore.instrument_id,
+            Referral.organization_id,
+            Referral.patient_id,
+            Referral.submitted_at,
+            _INTAKE,
+            _DISCHARGE,
+        )
+        .join(Referral, Referral.id == OutcomeScore.referral_id)
+        .where(OutcomeScore.phase.in_([Phase.INTAKE, Phase.DISCHARGE]))
+        .group_by(
+            OutcomeScore.referral_id,
+            OutcomeScore.instrument_id,
+            Referral.organization_id,
+            Referral.patient_id,
+            Referral.submitted_at,
+        )
+        .having(_INTAKE.is_not(None), _DISCHARGE.is_not(None))
+    )
     return query if referral_ids is None else query.where(OutcomeScore.referral_id.in_(referral_ids))
 
 
@@ -102,13 +137,14 @@ def refresh(session: Session, referral_ids: Iterable[int]) -> None:
     connection = session.connection()
     episodes, outcomes = ReportEpisode.__table__, EpisodeOutcome.__table__
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
+        chunk = ids[start : start + _CHUNK]
         if connection.dialect.name == "postgresql":
             # Two transactions refreshing one episode (a score recorded while someone moves the
             # referral) take turns on the referral row, in id order: the second then deletes the
             # rows the first committed instead of inserting a duplicate. SQLite has one writer.
-            connection.execute(select(Referral.id).where(Referral.id.in_(chunk)).order_by(Referral.id)
-                               .with_for_update())
+            connection.execute(
+                select(Referral.id).where(Referral.id.in_(chunk)).order_by(Referral.id).with_for_update()
+            )
         connection.execute(delete(episodes).where(episodes.c.referral_id.in_(chunk)))
         connection.execute(delete(outcomes).where(outcomes.c.referral_id.in_(chunk)))
         connection.execute(insert(episodes).from_select(_EPISODE_COLUMNS, _episodes_select(chunk)))
@@ -118,11 +154,15 @@ def refresh(session: Session, referral_ids: Iterable[int]) -> None:
 def drift(session: Session) -> dict[str, int]:
     """Rows stored but not implied by the sources, plus rows implied but missing, per table (0 = in step)."""
     result = {}
-    for name, model, columns, derive in (("report_episodes", ReportEpisode, _EPISODE_COLUMNS, _episodes_select),
-                                         ("episode_outcomes", EpisodeOutcome, _OUTCOME_COLUMNS, _outcomes_select)):
+    for name, model, columns, derive in (
+        ("report_episodes", ReportEpisode, _EPISODE_COLUMNS, _episodes_select),
+        ("episode_outcomes", EpisodeOutcome, _OUTCOME_COLUMNS, _outcomes_select),
+    ):
         stored, derived = select(*[getattr(model, c) for c in columns]), derive()
-        result[name] = sum(session.scalar(select(func.count()).select_from(except_(a, b).subquery()))
-                           for a, b in ((stored, derived), (derived, stored)))
+        result[name] = sum(
+            session.scalar(select(func.count()).select_from(except_(a, b).subquery()))
+            for a, b in ((stored, derived), (derived, stored))
+        )
     return result
 
 

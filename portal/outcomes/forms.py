@@ -1,12 +1,21 @@
 """Score entry (staff), instruments (admin) and the report's date range."""
+
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateField, DecimalField, IntegerField, SelectChoice, SelectField, StringField,
-                     TextAreaField)
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
+from portal.core.forms import clean_text, one_line
 from portal.core.time import practice_today
 from portal.outcomes.models import Phase
-from portal.core.forms import clean_text, one_line
 
 
 class ScoreForm(FlaskForm):
@@ -14,15 +23,19 @@ class ScoreForm(FlaskForm):
     phase = SelectField("Phase", choices=[SelectChoice(p.value, p.label) for p in Phase])
     measured_on = DateField("Date measured", validators=[InputRequired("Enter the date the score was taken.")])
     score = DecimalField("Score", places=None, validators=[InputRequired("Enter the score as a number.")])
-    visits = IntegerField("Visits attended in this episode", validators=[Optional(), NumberRange(1, 400)],
-                          description="At discharge: how many visits the patient attended (for the reports).")
+    visits = IntegerField(
+        "Visits attended in this episode",
+        validators=[Optional(), NumberRange(1, 400)],
+        description="At discharge: how many visits the patient attended (for the reports).",
+    )
 
     def __init__(self, instruments, **kwargs):
         super().__init__(**kwargs)
         self.instruments = {str(i.public_id): i for i in instruments}
         self.instrument.choices = [SelectChoice("", "Choose an instrument")] + [
             SelectChoice(key, f"{i.code}: {i.name} ({i.min_score:g}-{i.max_score:g})")
-            for key, i in self.instruments.items()]
+            for key, i in self.instruments.items()
+        ]
 
     @property
     def chosen(self):
@@ -37,8 +50,9 @@ class ScoreForm(FlaskForm):
         if field.data is None or instrument is None:
             return
         if not instrument.min_score <= float(field.data) <= instrument.max_score:
-            raise ValidationError(f"{instrument.code} scores run from {instrument.min_score:g} "
-                                  f"to {instrument.max_score:g}.")
+            raise ValidationError(
+                f"{instrument.code} scores run from {instrument.min_score:g} to {instrument.max_score:g}."
+            )
 
     def validate_measured_on(self, field):
         if field.data and field.data > practice_today():
@@ -50,17 +64,27 @@ class ScoreForm(FlaskForm):
 
 
 class InstrumentForm(FlaskForm):
-    code = StringField("Short code", validators=[DataRequired(), Length(max=16),
-                                                 Regexp(r"^[A-Za-z0-9-]+$", message="Letters, digits and dashes.")],
-                       filters=[one_line])
+    code = StringField(
+        "Short code",
+        validators=[DataRequired(), Length(max=16), Regexp(r"^[A-Za-z0-9-]+$", message="Letters, digits and dashes.")],
+        filters=[one_line],
+    )
     name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[one_line])
     min_score = DecimalField("Lowest score", places=None, validators=[InputRequired()])
     max_score = DecimalField("Highest score", places=None, validators=[InputRequired()])
     is_higher_better = BooleanField("Higher scores are better")
-    mcid = DecimalField("MCID (points)", places=None, validators=[InputRequired(), NumberRange(min=0.01)],
-                        description="Minimal clinically important difference.")
-    mcid_citation = TextAreaField("MCID source", validators=[DataRequired(), Length(max=2000)],
-                                  filters=[clean_text], description="The published study the MCID comes from.")
+    mcid = DecimalField(
+        "MCID (points)",
+        places=None,
+        validators=[InputRequired(), NumberRange(min=0.01)],
+        description="Minimal clinically important difference.",
+    )
+    mcid_citation = TextAreaField(
+        "MCID source",
+        validators=[DataRequired(), Length(max=2000)],
+        filters=[clean_text],
+        description="The published study the MCID comes from.",
+    )
     is_active = BooleanField("Offered for new scores", default=True)
 
     def validate_max_score(self, field):
@@ -68,8 +92,10 @@ class InstrumentForm(FlaskForm):
             raise ValidationError("The highest score must be above the lowest.")
 
     def validate_mcid(self, field):
-        if None not in (field.data, self.min_score.data, self.max_score.data) and \
-                field.data > self.max_score.data - self.min_score.data:
+        if (
+            None not in (field.data, self.min_score.data, self.max_score.data)
+            and field.data > self.max_score.data - self.min_score.data
+        ):
             raise ValidationError("The MCID cannot exceed the instrument's range.")
 
 

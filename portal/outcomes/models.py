@@ -5,8 +5,10 @@ reached through the episode, so the consent policy and partner scoping join the 
 everywhere. Scores are plain numbers in clear so SQL can aggregate them; by themselves
 they identify nobody (see docs/architecture.md, Outcomes and reports).
 """
+
 import enum
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -104,8 +106,15 @@ class ReportEpisode(db.Model):
     __tablename__ = "report_episodes"
     __table_args__ = (
         # The funnel, visits and suppression counts of one organization over a range, from the index alone.
-        Index("ix_report_episodes_cohort", "organization_id", "submitted_at", "stage", "patient_id", "visits",
-              "days_to_first_visit"),
+        Index(
+            "ix_report_episodes_cohort",
+            "organization_id",
+            "submitted_at",
+            "stage",
+            "patient_id",
+            "visits",
+            "days_to_first_visit",
+        ),
         # Small-cell checks: the cohort's patients in patient order, so "11 distinct patients?" stops at the 11th.
         Index("ix_report_episodes_patients", "organization_id", "patient_id", "submitted_at", "stage", "visits"),
         # The median wait: an organization's waits in order, so the middle one is found without a sort.
@@ -114,8 +123,9 @@ class ReportEpisode(db.Model):
         Index("ix_report_episodes_submitted", "submitted_at", "organization_id", "stage"),
     )
 
-    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True,
-                                             autoincrement=False)
+    referral_id: Mapped[int] = mapped_column(
+        ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
     organization_id: Mapped[int] = mapped_column(Integer)
     patient_id: Mapped[int] = mapped_column(Integer)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -135,10 +145,24 @@ class EpisodeOutcome(db.Model):
 
     __tablename__ = "episode_outcomes"
     __table_args__ = (
-        Index("ix_episode_outcomes_report", "organization_id", "instrument_id", "submitted_at", "patient_id",
-              "intake", "discharge"),
-        Index("ix_episode_outcomes_patients", "organization_id", "instrument_id", "patient_id", "submitted_at",
-              "intake", "discharge"),
+        Index(
+            "ix_episode_outcomes_report",
+            "organization_id",
+            "instrument_id",
+            "submitted_at",
+            "patient_id",
+            "intake",
+            "discharge",
+        ),
+        Index(
+            "ix_episode_outcomes_patients",
+            "organization_id",
+            "instrument_id",
+            "patient_id",
+            "submitted_at",
+            "intake",
+            "discharge",
+        ),
         Index("ix_episode_outcomes_submitted", "submitted_at", "organization_id", "instrument_id"),
     )
 
@@ -153,3 +177,7 @@ class EpisodeOutcome(db.Model):
 
 # Registers the after-flush hook that keeps the derived tables in step (imported last: it uses these models).
 from portal.outcomes import facts as _facts  # noqa: E402,F401
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.accounts.models import User
+    from portal.referrals.models import Referral

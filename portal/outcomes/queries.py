@@ -1,4 +1,5 @@
 """Who may see which outcome scores: decided inside the SQL, with the one consent policy."""
+
 import uuid
 
 from sqlalchemy import Select, select
@@ -17,19 +18,30 @@ def visible_scores(user: User) -> Select:
     query = select(OutcomeScore).join(Referral, Referral.id == OutcomeScore.referral_id)
     if not user.role.is_partner:
         return query
-    return query.where(Referral.organization_id == user.organization_id,
-                       permits(user, Referral.patient_id, Category.OUTCOME_SCORES))
+    return query.where(
+        Referral.organization_id == user.organization_id, permits(user, Referral.patient_id, Category.OUTCOME_SCORES)
+    )
 
 
 def scores_for_patient(user: User, patient_id: int) -> list[OutcomeScore]:
-    return list(db.session.scalars(visible_scores(user).where(Referral.patient_id == patient_id)
-                                   .order_by(OutcomeScore.measured_on, OutcomeScore.id)))
+    return list(
+        db.session.scalars(
+            visible_scores(user)
+            .where(Referral.patient_id == patient_id)
+            .order_by(OutcomeScore.measured_on, OutcomeScore.id)
+        )
+    )
 
 
 def scores_for_episode(referral: Referral) -> list[OutcomeScore]:
     """Staff only (the caller has loaded the referral through a scoped query)."""
-    return list(db.session.scalars(select(OutcomeScore).where(OutcomeScore.referral_id == referral.id)
-                                   .order_by(OutcomeScore.measured_on, OutcomeScore.id)))
+    return list(
+        db.session.scalars(
+            select(OutcomeScore)
+            .where(OutcomeScore.referral_id == referral.id)
+            .order_by(OutcomeScore.measured_on, OutcomeScore.id)
+        )
+    )
 
 
 def visits_for_episode(referral: Referral) -> EpisodeVisits | None:
@@ -37,8 +49,7 @@ def visits_for_episode(referral: Referral) -> EpisodeVisits | None:
 
 
 def active_instruments() -> list[Instrument]:
-    return list(db.session.scalars(select(Instrument).where(Instrument.is_active.is_(True))
-                                   .order_by(Instrument.code)))
+    return list(db.session.scalars(select(Instrument).where(Instrument.is_active.is_(True)).order_by(Instrument.code)))
 
 
 def all_instruments() -> list[Instrument]:

@@ -11,6 +11,7 @@ Every count of fewer than 11 patients, and every figure computed from one, shows
 Whether a cell reaches 11 patients is asked as "are there 11 distinct patients?", which
 stops at the eleventh instead of counting every distinct patient.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -110,8 +111,10 @@ class PartnerReport:
 def in_cohort(org_id: int | None, period: DateRange, facts=ReportEpisode) -> ColumnElement[bool]:
     """SQL: a fact row (``ReportEpisode`` or ``EpisodeOutcome``) of an episode submitted in the range
     (and of the organization, when one is given)."""
-    conditions = [facts.submitted_at >= practice_day_start(period.start),
-                  facts.submitted_at < practice_day_start(period.end + timedelta(days=1))]
+    conditions = [
+        facts.submitted_at >= practice_day_start(period.start),
+        facts.submitted_at < practice_day_start(period.end + timedelta(days=1)),
+    ]
     if org_id is not None:
         conditions.append(facts.organization_id == org_id)
     return and_(*conditions)
@@ -142,17 +145,22 @@ def funnel(org_id: int | None, period: DateRange) -> tuple[list[tuple[str, int]]
     One pass over the cohort: each stage is "reached at least stage k" on the stored stage.
     """
     row = db.session.execute(
-        select(*[func.count(case((ReportEpisode.stage >= k, 1))) for k in STEPS],
-               func.count(ReportEpisode.days_to_first_visit))
-        .where(in_cohort(org_id, period))).one()
+        select(
+            *[func.count(case((ReportEpisode.stage >= k, 1))) for k in STEPS],
+            func.count(ReportEpisode.days_to_first_visit),
+        ).where(in_cohort(org_id, period))
+    ).one()
     return [(label, int(row[k] or 0)) for k, label in zip(STEPS, STAGE_LABELS, strict=True)], int(row[-1] or 0)
 
 
 def stage_patients(org_id: int, period: DateRange) -> list[int]:
     """Per funnel stage, the distinct patients behind it, counted up to SMALL_CELL (one statement)."""
     cohort = in_cohort(org_id, period)
-    return list(db.session.execute(
-        select(*[patients_up_to_small_cell(ReportEpisode, cohort & (ReportEpisode.stage >= k)) for k in STEPS])).one())
+    return list(
+        db.session.execute(
+            select(*[patients_up_to_small_cell(ReportEpisode, cohort & (ReportEpisode.stage >= k)) for k in STEPS])
+        ).one()
+    )
 
 
 def _rate(numerator: Cell, denominator: Cell) -> Cell:
@@ -167,10 +175,13 @@ def median_wait(org_id: int, period: DateRange, waits: int) -> float | None:
     """
     if not waits:
         return None
-    ordered = (select(ReportEpisode.days_to_first_visit)
-               .where(in_cohort(org_id, period), ReportEpisode.days_to_first_visit.is_not(None))
-               .order_by(ReportEpisode.days_to_first_visit)
-               .offset((waits - 1) // 2).limit(2 - waits % 2))
+    ordered = (
+        select(ReportEpisode.days_to_first_visit)
+        .where(in_cohort(org_id, period), ReportEpisode.days_to_first_visit.is_not(None))
+        .order_by(ReportEpisode.days_to_first_visit)
+        .offset((waits - 1) // 2)
+        .limit(2 - waits % 2)
+    )
     ordered = sql.prefer_index(ordered, ReportEpisode, "ix_report_episodes_wait")
     middle = list(db.session.scalars(ordered))
     return sum(middle) / len(middle) if middle else None
@@ -186,17 +197,25 @@ def partner_report(org: Organization, period: DateRange) -> PartnerReport:
         report.stages.append(Stage(label, cell, _rate(cell, previous) if previous else None))
         previous = cell
     report.completed = report.stages[COMPLETED].count
-    report.median_days_to_first_visit = Cell(median_wait(org.id, period, waits),
-                                             report.stages[SEEN].count.patients, "{:.1f}")
+    report.median_days_to_first_visit = Cell(
+        median_wait(org.id, period, waits), report.stages[SEEN].count.patients, "{:.1f}"
+    )
 
     audience = OrganizationAudience(org.id)
     consented = in_cohort(org.id, period) & shares_outcomes(audience, ReportEpisode)
     sample = in_cohort(org.id, period) & shares_outcomes(audience, ReportEpisode, one_by_one=True)
-    row = db.session.execute(sql.prefer_index(
-        select(func.count(), func.avg(ReportEpisode.visits),
-               patients_up_to_small_cell(ReportEpisode, sample),
-               patients_up_to_small_cell(ReportEpisode, sample & ReportEpisode.visits.is_not(None)))
-        .where(consented), ReportEpisode, "ix_report_episodes_cohort")).one()
+    row = db.session.execute(
+        sql.prefer_index(
+            select(
+                func.count(),
+                func.avg(ReportEpisode.visits),
+                patients_up_to_small_cell(ReportEpisode, sample),
+                patients_up_to_small_cell(ReportEpisode, sample & ReportEpisode.visits.is_not(None)),
+            ).where(consented),
+            ReportEpisode,
+            "ix_report_episodes_cohort",
+        )
+    ).one()
     report.consented_episodes = Cell(row[0], row[2])
     report.visits_per_episode = Cell(row[1], row[3], "{:.1f}")
     report.outcomes = instrument_outcomes(org.id, period, audience)
@@ -225,8 +244,9 @@ def consented_patients(audience: OrganizationAudience):
 
 def improvement(outcomes=EpisodeOutcome, instrument=Instrument):
     """SQL: change in the better direction (positive = improved)."""
-    return case((instrument.is_higher_better, outcomes.discharge - outcomes.intake),
-                else_=outcomes.intake - outcomes.discharge)
+    return case(
+        (instrument.is_higher_better, outcomes.discharge - outcomes.intake), else_=outcomes.intake - outcomes.discharge
+    )
 
 
 def reached_mcid(outcomes=EpisodeOutcome, instrument=Instrument):
@@ -237,28 +257,58 @@ def instrument_outcomes(org_id: int, period: DateRange, audience: OrganizationAu
     """Per instrument, over the organization's consented episodes in the range: means, change, MCID reached."""
     cohort = in_cohort(org_id, period, EpisodeOutcome)
     hit = reached_mcid()
-    rows = db.session.execute(sql.prefer_index(
-        select(Instrument, func.count(), func.avg(EpisodeOutcome.intake), func.avg(EpisodeOutcome.discharge),
-               func.avg(EpisodeOutcome.discharge - EpisodeOutcome.intake), func.count(case((hit, 1))))
-        .join(EpisodeOutcome, EpisodeOutcome.instrument_id == Instrument.id)
-        .where(cohort, shares_outcomes(audience, EpisodeOutcome))
-        .group_by(Instrument.id)
-        .order_by(Instrument.code), EpisodeOutcome, "ix_episode_outcomes_report")).all()
+    rows = db.session.execute(
+        sql.prefer_index(
+            select(
+                Instrument,
+                func.count(),
+                func.avg(EpisodeOutcome.intake),
+                func.avg(EpisodeOutcome.discharge),
+                func.avg(EpisodeOutcome.discharge - EpisodeOutcome.intake),
+                func.count(case((hit, 1))),
+            )
+            .join(EpisodeOutcome, EpisodeOutcome.instrument_id == Instrument.id)
+            .where(cohort, shares_outcomes(audience, EpisodeOutcome))
+            .group_by(Instrument.id)
+            .order_by(Instrument.code),
+            EpisodeOutcome,
+            "ix_episode_outcomes_report",
+        )
+    ).all()
     if not rows:
         return []
     # Patients behind each instrument's cells: one statement, one pair of counts per instrument row.
     facts = aliased(EpisodeOutcome)
-    sample = (in_cohort(org_id, period, facts) & (facts.instrument_id == Instrument.id)
-              & shares_outcomes(audience, facts, one_by_one=True))
-    patients = {row[0]: row[1:] for row in db.session.execute(
-        select(Instrument.id, patients_up_to_small_cell(facts, sample, per=Instrument),
-               patients_up_to_small_cell(facts, sample & reached_mcid(facts), per=Instrument))
-        .where(Instrument.id.in_([instrument.id for instrument, *_ in rows])))}
+    sample = (
+        in_cohort(org_id, period, facts)
+        & (facts.instrument_id == Instrument.id)
+        & shares_outcomes(audience, facts, one_by_one=True)
+    )
+    patients = {
+        row[0]: row[1:]
+        for row in db.session.execute(
+            select(
+                Instrument.id,
+                patients_up_to_small_cell(facts, sample, per=Instrument),
+                patients_up_to_small_cell(facts, sample & reached_mcid(facts), per=Instrument),
+            ).where(Instrument.id.in_([instrument.id for instrument, *_ in rows]))
+        )
+    }
     result = []
     for instrument, n, intake, discharge, change, hits in rows:
         everyone, reached = patients[instrument.id]
-        result.append(InstrumentOutcome(
-            instrument.code, instrument.name, instrument.direction, instrument.mcid, Cell(n, everyone),
-            Cell(intake, everyone, "{:.1f}"), Cell(discharge, everyone, "{:.1f}"), Cell(change, everyone, "{:+.1f}"),
-            Cell(hits, reached), Cell(hits / n if n else None, min(everyone, reached), "{:.0%}")))
+        result.append(
+            InstrumentOutcome(
+                instrument.code,
+                instrument.name,
+                instrument.direction,
+                instrument.mcid,
+                Cell(n, everyone),
+                Cell(intake, everyone, "{:.1f}"),
+                Cell(discharge, everyone, "{:.1f}"),
+                Cell(change, everyone, "{:+.1f}"),
+                Cell(hits, reached),
+                Cell(hits / n if n else None, min(everyone, reached), "{:.0%}"),
+            )
+        )
     return result

@@ -1,11 +1,12 @@
 """Record and remove scores, record visits, change instruments. Add and flush; the request commits."""
+
 from datetime import date
 
 from sqlalchemy import func, select
 
-from portal.core.errors import UserError
-from portal.audit.services import AuditAction, record
 from portal.accounts.models import User
+from portal.audit.services import AuditAction, record
+from portal.core.errors import UserError
 from portal.extensions import db
 from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, Phase
 from portal.referrals.lifecycle import Status
@@ -18,8 +19,15 @@ class OutcomeError(UserError):
     """A user-facing refusal; the message names fields, never values."""
 
 
-def record_score(actor: User, referral: Referral, instrument: Instrument, phase: Phase, measured_on: date,
-                 score: float, visits: int | None = None) -> OutcomeScore:
+def record_score(
+    actor: User,
+    referral: Referral,
+    instrument: Instrument,
+    phase: Phase,
+    measured_on: date,
+    score: float,
+    visits: int | None = None,
+) -> OutcomeScore:
     if referral.status not in SCORABLE:
         raise OutcomeError("Scores can be recorded once the episode has a first visit scheduled.")
     if not instrument.is_active:
@@ -27,19 +35,39 @@ def record_score(actor: User, referral: Referral, instrument: Instrument, phase:
     if not instrument.min_score <= score <= instrument.max_score:
         raise OutcomeError(f"{instrument.code} scores run from {instrument.min_score:g} to {instrument.max_score:g}.")
     if phase is not Phase.INTERIM:
-        exists = db.session.scalar(select(func.count()).select_from(OutcomeScore).where(
-            OutcomeScore.referral_id == referral.id, OutcomeScore.instrument_id == instrument.id,
-            OutcomeScore.phase == phase))
+        exists = db.session.scalar(
+            select(func.count())
+            .select_from(OutcomeScore)
+            .where(
+                OutcomeScore.referral_id == referral.id,
+                OutcomeScore.instrument_id == instrument.id,
+                OutcomeScore.phase == phase,
+            )
+        )
         if exists:
             article = "an" if phase is Phase.INTAKE else "a"
-            raise OutcomeError(f"This episode already has {article} {phase.value} {instrument.code} score; "
-                               "remove it first to replace it.")
-    item = OutcomeScore(referral_id=referral.id, instrument_id=instrument.id, phase=phase, measured_on=measured_on,
-                        score=score, recorded_by_id=actor.id)
+            raise OutcomeError(
+                f"This episode already has {article} {phase.value} {instrument.code} score; "
+                "remove it first to replace it."
+            )
+    item = OutcomeScore(
+        referral_id=referral.id,
+        instrument_id=instrument.id,
+        phase=phase,
+        measured_on=measured_on,
+        score=score,
+        recorded_by_id=actor.id,
+    )
     db.session.add(item)
     db.session.flush()
-    record(AuditAction.SCORE_RECORDED, actor=actor, obj=item, patient_id=referral.patient.public_id,
-           instrument=instrument.code, phase=phase.value)
+    record(
+        AuditAction.SCORE_RECORDED,
+        actor=actor,
+        obj=item,
+        patient_id=referral.patient.public_id,
+        instrument=instrument.code,
+        phase=phase.value,
+    )
     if visits is not None:
         record_visits(actor, referral, visits)
     return item
@@ -60,8 +88,14 @@ def record_visits(actor: User, referral: Referral, visits: int) -> EpisodeVisits
 def delete_score(actor: User, item: OutcomeScore) -> None:
     """A mistyped score is removed (the audit trail keeps that it existed and who removed it)."""
     referral = item.referral
-    record(AuditAction.SCORE_DELETED, actor=actor, obj=item, patient_id=referral.patient.public_id,
-           instrument=item.instrument.code, phase=item.phase.value)
+    record(
+        AuditAction.SCORE_DELETED,
+        actor=actor,
+        obj=item,
+        patient_id=referral.patient.public_id,
+        instrument=item.instrument.code,
+        phase=item.phase.value,
+    )
     db.session.delete(item)
     db.session.flush()
 
@@ -72,12 +106,20 @@ def save_instrument(actor: User, instrument: Instrument | None, data: dict) -> I
     clash = db.session.scalar(select(Instrument).where(func.upper(Instrument.code) == code))
     if clash is not None and clash is not instrument:
         raise OutcomeError("Another instrument already uses this code.")
-    if instrument is not None and instrument.code != code and db.session.scalar(
-            select(func.count()).select_from(OutcomeScore).where(OutcomeScore.instrument_id == instrument.id)):
+    if (
+        instrument is not None
+        and instrument.code != code
+        and db.session.scalar(
+            select(func.count()).select_from(OutcomeScore).where(OutcomeScore.instrument_id == instrument.id)
+        )
+    ):
         raise OutcomeError("Scores were recorded with this instrument; its code can no longer change.")
     if instrument is not None:
-        lowest = db.session.execute(select(func.min(OutcomeScore.score), func.max(OutcomeScore.score))
-                                    .where(OutcomeScore.instrument_id == instrument.id)).one()
+        lowest = db.session.execute(
+            select(func.min(OutcomeScore.score), func.max(OutcomeScore.score)).where(
+                OutcomeScore.instrument_id == instrument.id
+            )
+        ).one()
         if lowest[0] is not None and (lowest[0] < data["min_score"] or lowest[1] > data["max_score"]):
             raise OutcomeError("Recorded scores fall outside the new range; the range cannot shrink past them.")
     created = instrument is None
@@ -90,6 +132,13 @@ def save_instrument(actor: User, instrument: Instrument | None, data: dict) -> I
     instrument.is_higher_better, instrument.mcid = data["is_higher_better"], data["mcid"]
     instrument.mcid_citation, instrument.is_active = data["mcid_citation"], data["is_active"]
     db.session.flush()
-    record(AuditAction.INSTRUMENT_CHANGED, actor=actor, obj=instrument, change="added" if created else "changed",
-           code=code, mcid=f"{instrument.mcid:g}", **({} if created else {"previous_mcid": f"{before:g}"}))
+    record(
+        AuditAction.INSTRUMENT_CHANGED,
+        actor=actor,
+        obj=instrument,
+        change="added" if created else "changed",
+        code=code,
+        mcid=f"{instrument.mcid:g}",
+        **({} if created else {"previous_mcid": f"{before:g}"}),
+    )
     return instrument

@@ -3,6 +3,7 @@
 Each hides one difference between SQLite and PostgreSQL behind one function, so report
 queries read the same on both databases.
 """
+
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app

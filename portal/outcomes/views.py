@@ -1,4 +1,5 @@
 """Score entry (staff), instruments (admin), the partner organization report and staff analytics."""
+
 import uuid
 
 from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
@@ -35,6 +36,7 @@ def _download(body, mimetype: str, name: str) -> Response:
 
 # --- scores (staff) ---------------------------------------------------------------------
 
+
 @bp.route("/staff/episodes/<uuid:referral_id>/scores", methods=["GET", "POST"])
 @requires(Permission.INTAKE_WORK)
 def episode_scores(referral_id: uuid.UUID):
@@ -42,18 +44,36 @@ def episode_scores(referral_id: uuid.UUID):
     form = ScoreForm(queries.active_instruments())
     if form.validate_on_submit():
         try:
-            services.record_score(current_user, referral, form.chosen, Phase(form.phase.data), form.measured_on.data,
-                                  float(form.score.data), form.visits.data)
+            services.record_score(
+                current_user,
+                referral,
+                form.chosen,
+                Phase(form.phase.data),
+                form.measured_on.data,
+                float(form.score.data),
+                form.visits.data,
+            )
         except services.OutcomeError as exc:
             form.form_errors.append(str(exc))
         else:
             flash(f"{form.chosen.code} score recorded for {referral.reference}.", "success")
             return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
-    record_access(AuditAction.PHI_READ, actor=current_user, obj=referral, patient_id=referral.patient.public_id,
-           view="episode_scores")
+    record_access(
+        AuditAction.PHI_READ,
+        actor=current_user,
+        obj=referral,
+        patient_id=referral.patient.public_id,
+        view="episode_scores",
+    )
     scores = queries.scores_for_episode(referral)
-    return form_page("outcomes/episode.html", form, referral=referral, scores=scores,
-                     visits=queries.visits_for_episode(referral), episodes=episode_charts(scores))
+    return form_page(
+        "outcomes/episode.html",
+        form,
+        referral=referral,
+        scores=scores,
+        visits=queries.visits_for_episode(referral),
+        episodes=episode_charts(scores),
+    )
 
 
 @bp.post("/staff/scores/<uuid:score_id>/delete")
@@ -68,10 +88,18 @@ def delete_score(score_id: uuid.UUID):
 
 # --- instruments (admin) ------------------------------------------------------------------
 
+
 def _instrument_data(form: InstrumentForm) -> dict:
-    return {"code": form.code.data, "name": form.name.data, "min_score": float(form.min_score.data),
-            "max_score": float(form.max_score.data), "is_higher_better": form.is_higher_better.data,
-            "mcid": float(form.mcid.data), "mcid_citation": form.mcid_citation.data, "is_active": form.is_active.data}
+    return {
+        "code": form.code.data,
+        "name": form.name.data,
+        "min_score": float(form.min_score.data),
+        "max_score": float(form.max_score.data),
+        "is_higher_better": form.is_higher_better.data,
+        "mcid": float(form.mcid.data),
+        "mcid_citation": form.mcid_citation.data,
+        "is_active": form.is_active.data,
+    }
 
 
 @bp.route("/admin/instruments", methods=["GET", "POST"])
@@ -107,11 +135,14 @@ def instrument(instrument_id: uuid.UUID):
 
 # --- the partner organization report ------------------------------------------------------------
 
+
 def _report_page(org: Organization, endpoint: str, **url_args):
     form, period = _range_form()
     report = partner_report(org, period)
-    links = {fmt: url_for(f"{endpoint}_{fmt}", start=period.start.isoformat(), end=period.end.isoformat(), **url_args)
-             for fmt in ("csv", "pdf")}
+    links = {
+        fmt: url_for(f"{endpoint}_{fmt}", start=period.start.isoformat(), end=period.end.isoformat(), **url_args)
+        for fmt in ("csv", "pdf")
+    }
     return form_page("outcomes/report.html", form, report=report, links=links)
 
 
@@ -120,8 +151,15 @@ def _report_export(org: Organization, fmt: str):
     if form.errors:
         return form_page("outcomes/report.html", form, report=partner_report(org, period), links={})
     report = partner_report(org, period)
-    record_access(AuditAction.REPORT_EXPORTED, actor=current_user, obj=org, report="partner", format=fmt,
-           start=period.start.isoformat(), end=period.end.isoformat())
+    record_access(
+        AuditAction.REPORT_EXPORTED,
+        actor=current_user,
+        obj=org,
+        report="partner",
+        format=fmt,
+        start=period.start.isoformat(),
+        end=period.end.isoformat(),
+    )
     name = f"referral-outcomes-{period.start.isoformat()}-{period.end.isoformat()}.{fmt}"
     if fmt == "csv":
         return _download(exports.partner_csv(report), "text/csv", name)
@@ -184,19 +222,37 @@ def analytics_page():
     months = analytics.months_back(today)
     trend = analytics.monthly_trend(today, [r.organization.id for r in top])
     funnel = analytics.practice_funnel(period)
-    return form_page("outcomes/analytics.html", form, period=period, rows=rows, ranked=ranked, unranked=unranked,
-                     trend=trend_chart(months, [(r.organization.name, trend[r.organization.id]) for r in top]),
-                     funnel=funnel, funnel_chart=funnel_chart(funnel), drops=analytics.dropped_partners(today),
-                     csv_link=url_for("outcomes.analytics_csv", start=period.start.isoformat(),
-                                      end=period.end.isoformat()))
+    return form_page(
+        "outcomes/analytics.html",
+        form,
+        period=period,
+        rows=rows,
+        ranked=ranked,
+        unranked=unranked,
+        trend=trend_chart(months, [(r.organization.name, trend[r.organization.id]) for r in top]),
+        funnel=funnel,
+        funnel_chart=funnel_chart(funnel),
+        drops=analytics.dropped_partners(today),
+        csv_link=url_for("outcomes.analytics_csv", start=period.start.isoformat(), end=period.end.isoformat()),
+    )
 
 
 @bp.get("/staff/analytics.csv")
 @requires(Permission.ANALYTICS_VIEW)
 def analytics_csv():
     _, period = _range_form()
-    body = exports.analytics_csv(period, analytics.sources(period), analytics.dropped_partners(practice_today()),
-                                 analytics.practice_funnel(period))
-    record_access(AuditAction.REPORT_EXPORTED, actor=current_user, report="analytics", format="csv",
-           start=period.start.isoformat(), end=period.end.isoformat())
+    body = exports.analytics_csv(
+        period,
+        analytics.sources(period),
+        analytics.dropped_partners(practice_today()),
+        analytics.practice_funnel(period),
+    )
+    record_access(
+        AuditAction.REPORT_EXPORTED,
+        actor=current_user,
+        report="analytics",
+        format="csv",
+        start=period.start.isoformat(),
+        end=period.end.isoformat(),
+    )
     return _download(body, "text/csv", f"referral-analytics-{period.start.isoformat()}-{period.end.isoformat()}.csv")

@@ -1,4 +1,5 @@
 """Partner-admin forms."""
+
 from portal.accounts.forms import InviteForm
 from portal.core.permissions import Role
 

@@ -1,12 +1,17 @@
 """Referring partner organizations."""
+
 import enum
 from datetime import date
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Date, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import PkMixin, TimestampMixin, enum_type
 from portal.extensions import db
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.accounts.models import User
 
 
 class OrganizationKind(enum.StrEnum):
@@ -33,9 +38,7 @@ class Organization(PkMixin, TimestampMixin, db.Model):
     __tablename__ = "organizations"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[OrganizationKind] = mapped_column(
-        enum_type(OrganizationKind)
-    )
+    kind: Mapped[OrganizationKind] = mapped_column(enum_type(OrganizationKind))
     relationship_status: Mapped[RelationshipStatus] = mapped_column(
         enum_type(RelationshipStatus, 16),
         default=RelationshipStatus.ACTIVE,

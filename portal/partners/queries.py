@@ -1,4 +1,5 @@
 """Loading partner organizations."""
+
 import uuid
 
 from sqlalchemy import func, select
@@ -28,8 +29,11 @@ def all_organizations() -> list[Organization]:
 
 def organizations_with_user_counts(*, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE) -> Page:
     """(organization, number of users) rows by name."""
-    query = (select(Organization, func.count(User.id)).outerjoin(User, User.organization_id == Organization.id)
-             .group_by(Organization.id))
+    query = (
+        select(Organization, func.count(User.id))
+        .outerjoin(User, User.organization_id == Organization.id)
+        .group_by(Organization.id)
+    )
     return paginate(query, BY_NAME, listing="admin-organizations", cursor=cursor, per_page=per_page, scalars=False)
 
 

@@ -1,12 +1,13 @@
 """Partner admins manage their colleagues: invite, deactivate, reactivate (their own organization only)."""
+
 import uuid
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, url_for
 from flask_login import current_user
 
-from portal.accounts.views import set_enabled_and_return
 from portal.accounts import services as accounts
 from portal.accounts.queries import visible_users
+from portal.accounts.views import set_enabled_and_return
 from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, Role, requires
@@ -23,9 +24,14 @@ def users():
     if form.validate_on_submit():
         try:
             # The organization is always the partner admin's own: never taken from the form.
-            user = accounts.invite_user(current_user, email=form.email.data, full_name=form.full_name.data,
-                                        role=Role(form.role.data), organization=current_user.organization,
-                                        npi=form.npi.data)
+            user = accounts.invite_user(
+                current_user,
+                email=form.email.data,
+                full_name=form.full_name.data,
+                role=Role(form.role.data),
+                organization=current_user.organization,
+                npi=form.npi.data,
+            )
         except UserError as exc:
             form.email.errors.append(exc.message)
         else:

@@ -1,4 +1,5 @@
 """Plausible, fictional demo patients: a fixed cast plus a deterministic generator."""
+
 from __future__ import annotations
 
 import random
@@ -22,10 +23,38 @@ FIXED = [
     ("Siobhan", "O’Callaghan", date(1975, 10, 5), Sex.FEMALE, "WI"),
     ("Kwame", "Asante-Boateng", date(1998, 8, 21), Sex.MALE, "WI"),
 ]
-GIVEN = ["Abigail", "Bernard", "Camille", "Desmond", "Evelyn", "Frederick", "Gabriela", "Horace",
-         "Imogen", "Jasper", "Katarina", "Leopold", "Marisol", "Nathaniel", "Ophelia", "Percival"]
-FAMILY = ["Hargreaves", "Castellano", "Nakamura", "Petrosyan", "Fairweather", "Delacroix",
-          "Lindgren", "Abernathy", "Oyelaran", "Kristiansen", "Montgomery", "Szymanski"]
+GIVEN = [
+    "Abigail",
+    "Bernard",
+    "Camille",
+    "Desmond",
+    "Evelyn",
+    "Frederick",
+    "Gabriela",
+    "Horace",
+    "Imogen",
+    "Jasper",
+    "Katarina",
+    "Leopold",
+    "Marisol",
+    "Nathaniel",
+    "Ophelia",
+    "Percival",
+]
+FAMILY = [
+    "Hargreaves",
+    "Castellano",
+    "Nakamura",
+    "Petrosyan",
+    "Fairweather",
+    "Delacroix",
+    "Lindgren",
+    "Abernathy",
+    "Oyelaran",
+    "Kristiansen",
+    "Montgomery",
+    "Szymanski",
+]
 STREETS = ["Willow Creek Rd", "Monona Dr", "Regent St", "Old Sauk Rd", "Mineral Point Rd", "Atwood Ave"]
 CITIES = [("Madison", "53703"), ("Middleton", "53562"), ("Verona", "53593"), ("Sun Prairie", "53590")]
 AREA_CODES = ["608", "414", "262", "920", "715"]
@@ -51,8 +80,12 @@ def demo_patient(index: int) -> Patient:
         sex=sex,
         phone=f"({AREA_CODES[index // 100 % len(AREA_CODES)]}) 555-01{index % 100:02d}",
         email=f"{given.lower()}.{ascii_family.lower()}{index}@example.org",
-        address={"line1": f"{rng.randrange(100, 9999)} {rng.choice(STREETS)}", "line2": None,
-                 "city": city, "postal_code": postal},
+        address={
+            "line1": f"{rng.randrange(100, 9999)} {rng.choice(STREETS)}",
+            "line2": None,
+            "city": city,
+            "postal_code": postal,
+        },
         insurance_payer=payer,
         insurance_member_id=f"M{rng.randrange(10**8, 10**9)}" if payer else None,
         us_state=state,

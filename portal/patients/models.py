@@ -1,4 +1,5 @@
 """The Patient model: encrypted PHI, blind indexes for matching, licensure state in clear."""
+
 from __future__ import annotations
 
 import enum
@@ -41,9 +42,7 @@ class Patient(PkMixin, TimestampMixin, db.Model):
     """A person referred to the practice; the row itself holds no readable PHI."""
 
     __tablename__ = "patients"
-    __table_args__ = (
-        CheckConstraint("length(us_state) = 2", name="us_state_two_letters"),
-    )
+    __table_args__ = (CheckConstraint("length(us_state) = 2", name="us_state_two_letters"),)
 
     given_name = encrypted(str)
     family_name = encrypted(str)
@@ -59,7 +58,8 @@ class Patient(PkMixin, TimestampMixin, db.Model):
     us_state: Mapped[str] = mapped_column(String(2))
     sex: Mapped[Sex] = mapped_column(
         Enum(Sex, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
-        default=Sex.UNKNOWN, server_default=Sex.UNKNOWN.value,
+        default=Sex.UNKNOWN,
+        server_default=Sex.UNKNOWN.value,
     )
 
     name_dob_bidx = blind_index(family_name=normalize.name, birth_date=normalize.iso_date)
@@ -72,11 +72,7 @@ class Patient(PkMixin, TimestampMixin, db.Model):
 
 def find_patients_by_name_and_birth_date(family_name: str, birth_date: date) -> list[Patient]:
     """Exact match on normalised last name + date of birth, through the blind index."""
-    query = (
-        select(Patient)
-        .where(blind_match(Patient.name_dob_bidx, family_name, birth_date))
-        .order_by(Patient.id)
-    )
+    query = select(Patient).where(blind_match(Patient.name_dob_bidx, family_name, birth_date)).order_by(Patient.id)
     return list(db.session.scalars(query))
 
 

@@ -1,8 +1,8 @@
 """Progress updates about a referral's episode of care, released to a referrer only after approval."""
+
 import enum
 from datetime import date, datetime
-
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import Date, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -11,6 +11,10 @@ from portal.consent.models import Category
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
 from portal.core.phi import encrypted
 from portal.extensions import db
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.accounts.models import User
+    from portal.referrals.models import Referral
 
 
 class UpdateState(enum.StrEnum):
@@ -21,8 +25,12 @@ class UpdateState(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"draft": "Draft", "pending_approval": "Waiting for approval", "released": "Released",
-                "returned": "Returned to author"}[self.value]
+        return {
+            "draft": "Draft",
+            "pending_approval": "Waiting for approval",
+            "released": "Released",
+            "returned": "Returned to author",
+        }[self.value]
 
 
 UPDATE_CATEGORIES = (Category.PROGRESS_NOTES, Category.DISCHARGE_SUMMARY)

@@ -1,12 +1,12 @@
 """What a partner may read of progress updates: released, their organization's episode, consented."""
-from sqlalchemy import Select, select
+
+from sqlalchemy import Select, or_, select
 
 from portal.accounts.models import User
 from portal.consent.policy import permits
+from portal.extensions import db
 from portal.progress.models import UPDATE_CATEGORIES, ProgressUpdate, UpdateState
 from portal.referrals.models import Referral
-from portal.extensions import db
-from sqlalchemy import or_
 
 
 def visible_updates(user: User) -> Select:
@@ -22,8 +22,13 @@ def visible_updates(user: User) -> Select:
 
 
 def updates_for_patient(user: User, patient_id: int) -> list[ProgressUpdate]:
-    return list(db.session.scalars(visible_updates(user).where(ProgressUpdate.patient_id == patient_id)
-                                   .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())))
+    return list(
+        db.session.scalars(
+            visible_updates(user)
+            .where(ProgressUpdate.patient_id == patient_id)
+            .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())
+        )
+    )
 
 
 def get_update_or_404(public_id) -> ProgressUpdate:
@@ -33,5 +38,10 @@ def get_update_or_404(public_id) -> ProgressUpdate:
 
 def patient_updates(patient_id: int) -> list[ProgressUpdate]:
     """Every update about the patient, in every state (the staff chart), newest visit first."""
-    return list(db.session.scalars(select(ProgressUpdate).where(ProgressUpdate.patient_id == patient_id)
-                                   .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())))
+    return list(
+        db.session.scalars(
+            select(ProgressUpdate)
+            .where(ProgressUpdate.patient_id == patient_id)
+            .order_by(ProgressUpdate.visit_date.desc(), ProgressUpdate.id.desc())
+        )
+    )

@@ -3,6 +3,7 @@
 Writing happens on the patient's chart (portal/chart); a submission that needs correcting comes
 back on a page of its own here, with the messages first. Nobody approves their own update.
 """
+
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -32,17 +33,23 @@ def write_update(patient_id: uuid.UUID):
     status = 422
     if form.validate_on_submit():
         try:
-            services.write_update(current_user, get_patient_referral(patient, form.referral.data),
-                                  form.visit_date.data, form.chosen_category(), form.body.data,
-                                  submit=form.action.data != "draft")
+            services.write_update(
+                current_user,
+                get_patient_referral(patient, form.referral.data),
+                form.visit_date.data,
+                form.chosen_category(),
+                form.body.data,
+                submit=form.action.data != "draft",
+            )
         except UserError as exc:
             form.form_errors.append(exc.message)
             status = exc.status
         else:
             flash("Update saved." if form.action.data == "draft" else "Update sent for approval.", "success")
             return _chart(patient)
-    record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id,
-                  view="update_form")
+    record_access(
+        AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="update_form"
+    )
     return render_template("progress/write.html", patient=patient, update_form=form), status
 
 
@@ -55,12 +62,14 @@ def revise_update(update_id: uuid.UUID):
     try:
         if not form.validate_on_submit():
             raise services.ProgressError(" ".join(e for errs in form.errors.values() for e in errs))
-        services.revise_update(current_user, item, form.visit_date.data, form.body.data,
-                               submit=request.form.get("action") != "draft")
+        services.revise_update(
+            current_user, item, form.visit_date.data, form.body.data, submit=request.form.get("action") != "draft"
+        )
     except UserError as exc:
         form.form_errors.append(exc.message)
-        record_access(AuditAction.PHI_READ, actor=current_user, obj=item, patient_id=patient.public_id,
-                      view="update_revise")
+        record_access(
+            AuditAction.PHI_READ, actor=current_user, obj=item, patient_id=patient.public_id, view="update_revise"
+        )
         return render_template("progress/revise.html", patient=patient, item=item, revise_form=form), exc.status
     flash("Update sent for approval.", "success")
     return _chart(patient)

@@ -1,4 +1,5 @@
 """ICD-10-CM codes: format validation and the shipped musculoskeletal suggestions."""
+
 import csv
 import re
 from functools import cache

@@ -1,25 +1,24 @@
 """The practice's side: intake queue, referral work-up, lifecycle, duplicates, licensure."""
+
 import uuid
 from datetime import datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from wtforms import SelectChoice
 
-from portal.audit.services import AuditAction, record, record_access
+from portal.audit.services import AuditAction, record_access
 from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.paging import cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_to_utc
 from portal.core.uploads import UploadError
-from portal.extensions import db
 from portal.referrals import licensure, queries, services
 from portal.referrals.common import audit_read, lookup_page, send_attachment
 from portal.referrals.forms import DuplicateForm, LicenseForm, LookupForm, NoteForm, TransitionForm
 from portal.referrals.lifecycle import TRANSITIONS, Status
-from portal.referrals.models import AppointmentMode, LicenseKind, PracticeLicense
+from portal.referrals.models import AppointmentMode, LicenseKind
 from portal.referrals.telehealth import telehealth_eligibility
 
 bp = Blueprint("intake", __name__, url_prefix="/staff/referrals")
@@ -33,8 +32,13 @@ def queue():
     page = queries.intake_queue(current_user, status, cursor=cursor_arg(), per_page=per_page_arg())
     if page.items:
         record_access(AuditAction.PHI_READ, actor=current_user, view="intake_queue", rows=len(page.items))
-    return render_template("intake/queue.html", page=page, status=status,
-                           counts=queries.status_counts(current_user), lookup_form=LookupForm())
+    return render_template(
+        "intake/queue.html",
+        page=page,
+        status=status,
+        counts=queries.status_counts(current_user),
+        lookup_form=LookupForm(),
+    )
 
 
 def _transition_form(referral) -> TransitionForm:
@@ -48,12 +52,18 @@ def _detail_page(referral, transition_form=None, note_form=None, status=200):
     duplicates = services.duplicate_candidates(referral) if referral.needs_duplicate_review else []
     duplicate_form = DuplicateForm()
     duplicate_form.decision.choices = [SelectChoice("keep", "Keep as a separate patient")] + [
-        SelectChoice(str(p.public_id), f"Link to existing patient {str(p.public_id)[:8]}") for p in duplicates]
+        SelectChoice(str(p.public_id), f"Link to existing patient {str(p.public_id)[:8]}") for p in duplicates
+    ]
     return render_template(
-        "intake/detail.html", referral=referral, transitions=TRANSITIONS[referral.status],
-        transition_form=transition_form or _transition_form(referral), note_form=note_form or NoteForm(),
-        duplicates=duplicates, duplicate_form=duplicate_form,
-        telehealth=telehealth_eligibility(referral.patient.us_state)), status
+        "intake/detail.html",
+        referral=referral,
+        transitions=TRANSITIONS[referral.status],
+        transition_form=transition_form or _transition_form(referral),
+        note_form=note_form or NoteForm(),
+        duplicates=duplicates,
+        duplicate_form=duplicate_form,
+        telehealth=telehealth_eligibility(referral.patient.us_state),
+    ), status
 
 
 @bp.get("/<uuid:referral_id>")
@@ -71,10 +81,14 @@ def change_status(referral_id: uuid.UUID):
     if form.validate_on_submit():
         try:
             services.change_status(
-                current_user, referral, Status(form.target.data), note=form.note.data,
+                current_user,
+                referral,
+                Status(form.target.data),
+                note=form.note.data,
                 first_visit_at=_practice_time_to_utc(form.first_visit_at.data),
                 mode=AppointmentMode(form.appointment_mode.data) if form.appointment_mode.data else None,
-                expected_version=_int(request.form.get("version")))
+                expected_version=_int(request.form.get("version")),
+            )
         except UserError as exc:
             form.target.errors.append(exc.message)
             status = exc.status  # 409 when someone else changed the referral first
@@ -143,13 +157,19 @@ def _int(value) -> int | None:
 
 # --- licensure (admin) -----------------------------------------------------------------
 
+
 @licensure_bp.route("/", methods=["GET", "POST"])
 @requires(Permission.LICENSURE_MANAGE)
 def index():
     form = LicenseForm()
     if form.validate_on_submit():
-        license_ = licensure.add_license(current_user, us_state=form.us_state.data, kind=LicenseKind(form.kind.data),
-                                         effective_on=form.effective_on.data, expires_on=form.expires_on.data)
+        license_ = licensure.add_license(
+            current_user,
+            us_state=form.us_state.data,
+            kind=LicenseKind(form.kind.data),
+            effective_on=form.effective_on.data,
+            expires_on=form.expires_on.data,
+        )
         flash(f"{license_.kind.label} for {license_.us_state} added.", "success")
         return redirect(url_for("licensure.index"))
     return form_page("intake/licensure.html", form, licenses=licensure.licenses())

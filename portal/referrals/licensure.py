@@ -1,4 +1,5 @@
 """The practice's telehealth licensure: its home-state license and PT Compact privileges (admin)."""
+
 import uuid
 from datetime import date
 
@@ -17,8 +18,9 @@ def get_license_or_404(public_id: uuid.UUID) -> PracticeLicense:
     return db.first_or_404(select(PracticeLicense).where(PracticeLicense.public_id == public_id))
 
 
-def add_license(actor, *, us_state: str, kind: LicenseKind, effective_on: date,
-                expires_on: date | None) -> PracticeLicense:
+def add_license(
+    actor, *, us_state: str, kind: LicenseKind, effective_on: date, expires_on: date | None
+) -> PracticeLicense:
     license_ = PracticeLicense(us_state=us_state, kind=kind, effective_on=effective_on, expires_on=expires_on)
     db.session.add(license_)
     db.session.flush()

@@ -1,10 +1,10 @@
 """Referrals, their timeline and attachments; the practice's telehealth licensure."""
+
 import enum
 import secrets
 import uuid
 from datetime import date, datetime
-
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -14,6 +14,12 @@ from portal.core.phi import encrypted
 from portal.core.time import now_utc
 from portal.extensions import db
 from portal.referrals.lifecycle import Status
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.accounts.models import User
+    from portal.partners.models import Organization
+    from portal.patients.models import Patient
+
 
 # No 0/O/1/I: references are read out over the phone.
 _REF_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -67,10 +73,14 @@ class Service(enum.StrEnum):
 
 
 SERVICE_LABELS = {
-    Service.EVALUATE_AND_TREAT: "Evaluate and treat", Service.POST_OPERATIVE: "Post-operative rehabilitation",
-    Service.SPORTS_REHAB: "Sports injury rehabilitation", Service.SPINE_PROGRAM: "Spine program",
-    Service.VESTIBULAR: "Vestibular rehabilitation", Service.PELVIC_HEALTH: "Pelvic health",
-    Service.WORK_CONDITIONING: "Work conditioning", Service.AQUATIC: "Aquatic therapy",
+    Service.EVALUATE_AND_TREAT: "Evaluate and treat",
+    Service.POST_OPERATIVE: "Post-operative rehabilitation",
+    Service.SPORTS_REHAB: "Sports injury rehabilitation",
+    Service.SPINE_PROGRAM: "Spine program",
+    Service.VESTIBULAR: "Vestibular rehabilitation",
+    Service.PELVIC_HEALTH: "Pelvic health",
+    Service.WORK_CONDITIONING: "Work conditioning",
+    Service.AQUATIC: "Aquatic therapy",
 }
 
 
@@ -116,10 +126,16 @@ class Referral(PkMixin, TimestampMixin, db.Model):
     organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
     clinician: Mapped["User"] = relationship("User", foreign_keys=[clinician_id], lazy="joined")
     submitted_by: Mapped["User"] = relationship("User", foreign_keys=[submitted_by_id], lazy="select")
-    events: Mapped[list["ReferralEvent"]] = relationship("ReferralEvent", back_populates="referral", order_by="ReferralEvent.id",
-                          lazy="select", cascade="all, delete-orphan")
-    attachments: Mapped[list["Attachment"]] = relationship("Attachment", back_populates="referral", order_by="Attachment.id",
-                               lazy="select", cascade="all, delete-orphan")
+    events: Mapped[list["ReferralEvent"]] = relationship(
+        "ReferralEvent",
+        back_populates="referral",
+        order_by="ReferralEvent.id",
+        lazy="select",
+        cascade="all, delete-orphan",
+    )
+    attachments: Mapped[list["Attachment"]] = relationship(
+        "Attachment", back_populates="referral", order_by="Attachment.id", lazy="select", cascade="all, delete-orphan"
+    )
 
     @property
     def days_open(self) -> int:

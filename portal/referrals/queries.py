@@ -1,4 +1,5 @@
 """Scoped referral queries: what a user may see is decided here, inside the SQL."""
+
 import re
 import uuid
 from dataclasses import dataclass
@@ -10,13 +11,13 @@ from portal.accounts.models import User
 from portal.core.errors import UserError
 from portal.core.paging import COUNT_CAP, DEFAULT_PER_PAGE, Page, SortKey, paginate
 from portal.core.permissions import Role
-from portal.core.validators import parse_uuid
-from portal.partners.models import Organization
-from portal.extensions import db
-from portal.patients.models import Patient
 from portal.core.phi import blind_match
-from portal.referrals.lifecycle import TERMINAL, Status
 from portal.core.time import now_utc
+from portal.core.validators import parse_uuid
+from portal.extensions import db
+from portal.partners.models import Organization
+from portal.patients.models import Patient
+from portal.referrals.lifecycle import TERMINAL, Status
 from portal.referrals.models import Attachment, Referral, Service, Urgency
 
 
@@ -32,8 +33,9 @@ def visible_patients(user: User) -> Select:
     """Patients the user may open: a partner, those their organization referred (built on visible_referrals)."""
     query = select(Patient)
     if Role(user.role).is_partner:
-        query = query.where(exists(visible_referrals(user).with_only_columns(Referral.id)
-                                   .where(Referral.patient_id == Patient.id)))
+        query = query.where(
+            exists(visible_referrals(user).with_only_columns(Referral.id).where(Referral.patient_id == Patient.id))
+        )
     return query
 
 
@@ -43,14 +45,18 @@ def get_patient_or_404(user: User, public_id: uuid.UUID) -> Patient:
 
 def patient_referrals(patient: Patient, user: User) -> list[Referral]:
     """The patient's referrals the user may see, newest first."""
-    return list(db.session.scalars(visible_referrals(user).where(Referral.patient_id == patient.id)
-                                   .order_by(Referral.submitted_at.desc())))
+    return list(
+        db.session.scalars(
+            visible_referrals(user).where(Referral.patient_id == patient.id).order_by(Referral.submitted_at.desc())
+        )
+    )
 
 
 def get_patient_referral(patient: Patient, public_id: str) -> Referral:
     """One of the patient's referrals, by the public id a form posted; a UserError if it is not one."""
-    referral = db.session.scalar(select(Referral).where(Referral.public_id == parse_uuid(public_id),
-                                                        Referral.patient_id == patient.id))
+    referral = db.session.scalar(
+        select(Referral).where(Referral.public_id == parse_uuid(public_id), Referral.patient_id == patient.id)
+    )
     if referral is None:
         raise UserError("Choose one of this patient's referrals.", field="referral")
     return referral
@@ -62,21 +68,26 @@ def get_referral_or_404(user: User, public_id: uuid.UUID) -> Referral:
 
 def get_attachment_or_404(user: User, referral_id: uuid.UUID, attachment_id: uuid.UUID) -> Attachment:
     referral = get_referral_or_404(user, referral_id)
-    return db.first_or_404(select(Attachment).where(
-        Attachment.referral_id == referral.id, Attachment.public_id == attachment_id))
+    return db.first_or_404(
+        select(Attachment).where(Attachment.referral_id == referral.id, Attachment.public_id == attachment_id)
+    )
 
 
 _REFERENCE = re.compile(r"^(RB-?)?[2-9A-HJ-NP-Z]{1,8}$")
 
 # Newest change first; the id breaks ties, so the order is total and keyset pages are exact.
-PARTNER_ORDER = (SortKey(Referral.status_changed_at, lambda r: r.status_changed_at, descending=True),
-                 SortKey(Referral.id, lambda r: r.id, descending=True))
+PARTNER_ORDER = (
+    SortKey(Referral.status_changed_at, lambda r: r.status_changed_at, descending=True),
+    SortKey(Referral.id, lambda r: r.id, descending=True),
+)
 # New referrals: urgent first, then oldest first, what the front desk should take next (a short
 # list, sorted as it is read). Every other status: most recently changed first, from an index.
 _urgent_first = case((Referral.urgency == Urgency.URGENT, 0), else_=1)
-INTAKE_ORDER = (SortKey(_urgent_first, lambda r: 0 if r.urgency == Urgency.URGENT else 1),
-                SortKey(Referral.submitted_at, lambda r: r.submitted_at),
-                SortKey(Referral.id, lambda r: r.id))
+INTAKE_ORDER = (
+    SortKey(_urgent_first, lambda r: 0 if r.urgency == Urgency.URGENT else 1),
+    SortKey(Referral.submitted_at, lambda r: r.submitted_at),
+    SortKey(Referral.id, lambda r: r.id),
+)
 
 
 def normalise_reference(text: str) -> str | None:
@@ -113,55 +124,102 @@ class ReferralRow:
         return (now_utc() - self.submitted_at).days
 
 
-_ROW_COLUMNS = (Referral.id, Referral.public_id, Referral.reference, Referral.status, Referral.urgency,
-                Referral.requested_service, Referral.submitted_at, Referral.status_changed_at,
-                Referral.first_visit_at, Referral.needs_duplicate_review, Patient.public_id.label("patient_public_id"),
-                Patient.given_name_ct, Patient.family_name_ct, User.full_name.label("clinician_name"),
-                Organization.name.label("organization_name"))
+_ROW_COLUMNS = (
+    Referral.id,
+    Referral.public_id,
+    Referral.reference,
+    Referral.status,
+    Referral.urgency,
+    Referral.requested_service,
+    Referral.submitted_at,
+    Referral.status_changed_at,
+    Referral.first_visit_at,
+    Referral.needs_duplicate_review,
+    Patient.public_id.label("patient_public_id"),
+    Patient.given_name_ct,
+    Patient.family_name_ct,
+    User.full_name.label("clinician_name"),
+    Organization.name.label("organization_name"),
+)
 
 
 def listed(query: Select) -> Select:
     """A scoped referral query (visible_referrals) as list rows: one statement, the patient's and the
     clinician's names and the organization's joined in."""
-    return (query.with_only_columns(*_ROW_COLUMNS)
-            .join(Patient, Patient.id == Referral.patient_id)
-            .join(User, User.id == Referral.clinician_id)
-            .join(Organization, Organization.id == Referral.organization_id))
+    return (
+        query.with_only_columns(*_ROW_COLUMNS)
+        .join(Patient, Patient.id == Referral.patient_id)
+        .join(User, User.id == Referral.clinician_id)
+        .join(Organization, Organization.id == Referral.organization_id)
+    )
 
 
 def _rows(page: Page) -> Page[ReferralRow]:
     name_given, name_family = Patient.given_name, Patient.family_name  # the encrypted fields themselves
-    page.items = [ReferralRow(*row[:10], row.patient_public_id,
-                              name_given.decrypt(Patient, row.patient_public_id, row.given_name_ct),
-                              name_family.decrypt(Patient, row.patient_public_id, row.family_name_ct),
-                              row.clinician_name, row.organization_name) for row in page.items]
+    page.items = [
+        ReferralRow(
+            *row[:10],
+            row.patient_public_id,
+            name_given.decrypt(Patient, row.patient_public_id, row.given_name_ct),
+            name_family.decrypt(Patient, row.patient_public_id, row.family_name_ct),
+            row.clinician_name,
+            row.organization_name,
+        )
+        for row in page.items
+    ]
     return page
 
 
-def partner_referrals(user: User, *, status: str | None = None, clinician: str | None = None,
-                      reference: str | None = None, cursor: str | None = None,
-                      per_page: int = DEFAULT_PER_PAGE) -> Page[ReferralRow]:
+def partner_referrals(
+    user: User,
+    *,
+    status: str | None = None,
+    clinician: str | None = None,
+    reference: str | None = None,
+    cursor: str | None = None,
+    per_page: int = DEFAULT_PER_PAGE,
+) -> Page[ReferralRow]:
     query = visible_referrals(user)
     if status in set(Status):
         query = query.where(Referral.status == Status(status))
     elif status == "open":
         query = query.where(Referral.status.not_in(TERMINAL))
     if clinician:
-        query = query.where(Referral.clinician_id == select(User.id).where(
-            User.public_id == parse_uuid(clinician)).scalar_subquery())
+        query = query.where(
+            Referral.clinician_id == select(User.id).where(User.public_id == parse_uuid(clinician)).scalar_subquery()
+        )
     if reference is not None:
         query = query.where(Referral.reference.startswith(reference, autoescape=True))
-    return _rows(paginate(listed(query), PARTNER_ORDER, listing="partner-referrals", cursor=cursor,
-                          per_page=per_page, scalars=False, count=query.with_only_columns(Referral.id)))
+    return _rows(
+        paginate(
+            listed(query),
+            PARTNER_ORDER,
+            listing="partner-referrals",
+            cursor=cursor,
+            per_page=per_page,
+            scalars=False,
+            count=query.with_only_columns(Referral.id),
+        )
+    )
 
 
-def intake_queue(user: User, status: Status = Status.SUBMITTED, *, cursor: str | None = None,
-                 per_page: int = DEFAULT_PER_PAGE) -> Page[ReferralRow]:
+def intake_queue(
+    user: User, status: Status = Status.SUBMITTED, *, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE
+) -> Page[ReferralRow]:
     """New referrals urgent first, then oldest first; any other status most recently changed first."""
     query = visible_referrals(user).where(Referral.status == status)
     order = INTAKE_ORDER if status is Status.SUBMITTED else PARTNER_ORDER
-    return _rows(paginate(listed(query), order, listing=f"intake-queue:{status.value}", cursor=cursor,
-                          per_page=per_page, scalars=False, count=query.with_only_columns(Referral.id)))
+    return _rows(
+        paginate(
+            listed(query),
+            order,
+            listing=f"intake-queue:{status.value}",
+            cursor=cursor,
+            per_page=per_page,
+            scalars=False,
+            count=query.with_only_columns(Referral.id),
+        )
+    )
 
 
 def _capped_count(query: Select):
@@ -173,25 +231,37 @@ def status_counts(user: User) -> dict[Status, int]:
     """Referrals per status, each counted up to COUNT_CAP + 1: one statement whose cost does not grow
     with the table (an index range per status), unlike a GROUP BY over every referral."""
     scope = visible_referrals(user)
-    row = db.session.execute(select(*(_capped_count(scope.where(Referral.status == s)).scalar_subquery().label(s.value)
-                                      for s in Status))).one()
+    row = db.session.execute(
+        select(*(_capped_count(scope.where(Referral.status == s)).scalar_subquery().label(s.value) for s in Status))
+    ).one()
     return {s: row[i] for i, s in enumerate(Status)}
 
 
 def urgent_waiting(user: User) -> int:
-    return db.session.scalar(_capped_count(visible_referrals(user).where(
-        Referral.status == Status.SUBMITTED, Referral.urgency == Urgency.URGENT)))
+    return db.session.scalar(
+        _capped_count(
+            visible_referrals(user).where(Referral.status == Status.SUBMITTED, Referral.urgency == Urgency.URGENT)
+        )
+    )
 
 
 def lookup_patient_referrals(user: User, family_name: str, birth_date: date) -> list[Referral]:
     """Exact match on last name + date of birth (blind index), within what the user may see."""
-    query = (visible_referrals(user).join(Patient, Patient.id == Referral.patient_id)
-             .where(blind_match(Patient.name_dob_bidx, family_name, birth_date))
-             .order_by(Referral.submitted_at.desc()))
+    query = (
+        visible_referrals(user)
+        .join(Patient, Patient.id == Referral.patient_id)
+        .where(blind_match(Patient.name_dob_bidx, family_name, birth_date))
+        .order_by(Referral.submitted_at.desc())
+    )
     return list(db.session.scalars(query))
 
 
 def organization_clinicians(user: User) -> list:
     """(public_id, full_name) of the organization's enabled accounts, for choosing a clinician."""
-    return list(db.session.execute(select(User.public_id, User.full_name).where(
-        User.organization_id == user.organization_id, User.is_enabled.is_(True)).order_by(User.full_name)))
+    return list(
+        db.session.execute(
+            select(User.public_id, User.full_name)
+            .where(User.organization_id == user.organization_id, User.is_enabled.is_(True))
+            .order_by(User.full_name)
+        )
+    )

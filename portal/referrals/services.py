@@ -4,14 +4,16 @@ Each function adds and flushes; the request commits once. Audit and outbox rows 
 written here, in the same transaction as the change they describe. Messages carry the
 reference number and a link, never PHI.
 """
+
 import uuid
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from portal.audit.services import AuditAction, record
 from portal.accounts.models import User
+from portal.audit.services import AuditAction, record
+from portal.core import uploads
 from portal.core.errors import Conflict, UserError
 from portal.core.permissions import Role
 from portal.core.time import now_utc
@@ -19,12 +21,15 @@ from portal.core.urls import external_url
 from portal.extensions import db
 from portal.notifications.services import enqueue
 from portal.patients.models import Patient, find_patients_by_name_and_birth_date
-from portal.core import uploads
-from portal.referrals.submission import ReferralSubmission
 from portal.referrals.lifecycle import PARTNER_CANCELLABLE, IllegalTransition, Status, transition
-from portal.referrals.models import (AppointmentMode, Attachment, EventKind, Referral, ReferralEvent, Service,
-                                     Urgency, VisitPreference)
-
+from portal.referrals.models import (
+    AppointmentMode,
+    Attachment,
+    EventKind,
+    Referral,
+    ReferralEvent,
+)
+from portal.referrals.submission import ReferralSubmission
 
 CHANGED_MEANWHILE = "Someone else changed this referral a moment ago. Review it and try again."
 
@@ -41,20 +46,30 @@ def _link(endpoint: str, referral: Referral) -> str:
     return external_url(endpoint, referral_id=referral.public_id)
 
 
-def _event(referral: Referral, actor: User | None, kind: EventKind, note: str | None = None,
-           from_status: Status | None = None, to_status: Status | None = None) -> ReferralEvent:
-    event = ReferralEvent(kind=kind, actor_id=actor.id if actor else None, from_status=from_status,
-                          to_status=to_status)
+def _event(
+    referral: Referral,
+    actor: User | None,
+    kind: EventKind,
+    note: str | None = None,
+    from_status: Status | None = None,
+    to_status: Status | None = None,
+) -> ReferralEvent:
+    event = ReferralEvent(kind=kind, actor_id=actor.id if actor else None, from_status=from_status, to_status=to_status)
     event.note = note or None
     referral.events.append(event)
     return event
 
 
-def _attach(referral: Referral, actor: User, checked: list[uploads.CheckedUpload],
-            uploaded_by: User | None = None) -> None:
+def _attach(
+    referral: Referral, actor: User, checked: list[uploads.CheckedUpload], uploaded_by: User | None = None
+) -> None:
     for upload in checked:
-        attachment = Attachment(content_type=upload.content_type, uploaded_by_id=(uploaded_by or actor).id, size_bytes=0,
-                                bound_patient_id=referral.patient.public_id)
+        attachment = Attachment(
+            content_type=upload.content_type,
+            uploaded_by_id=(uploaded_by or actor).id,
+            size_bytes=0,
+            bound_patient_id=referral.patient.public_id,
+        )
         attachment.public_id = uuid.uuid4()
         attachment.filename = upload.filename
         attachment.size_bytes = uploads.store(upload, attachment.public_id, attachment.bound_patient_id)
@@ -69,8 +84,9 @@ def submit_referral(actor: User, submission: ReferralSubmission, files: list) ->
     a client is no user, so the referring clinician is then the submitter of record.
     """
     checked = uploads.check_uploads(files)
-    clinician = db.session.scalar(select(User).where(
-        User.public_id == submission.clinician, User.organization_id == actor.organization_id))
+    clinician = db.session.scalar(
+        select(User).where(User.public_id == submission.clinician, User.organization_id == actor.organization_id)
+    )
     if clinician is None:
         raise ReferralError("Choose a referring clinician from your organization.", field="clinician")
     submitter = actor if isinstance(actor, User) else clinician
@@ -88,11 +104,19 @@ def submit_referral(actor: User, submission: ReferralSubmission, files: list) ->
     db.session.add(patient)
 
     first_from_clinician = not db.session.scalar(
-        select(func.count()).select_from(Referral).where(Referral.clinician_id == clinician.id))
-    referral = Referral(patient=patient, organization_id=actor.organization_id, clinician_id=clinician.id,
-                        submitted_by_id=submitter.id, clinician_npi=submission.clinician_npi or clinician.npi,
-                        requested_service=submission.requested_service, urgency=submission.urgency,
-                        visit_preference=submission.visit_preference, needs_duplicate_review=bool(duplicates))
+        select(func.count()).select_from(Referral).where(Referral.clinician_id == clinician.id)
+    )
+    referral = Referral(
+        patient=patient,
+        organization_id=actor.organization_id,
+        clinician_id=clinician.id,
+        submitted_by_id=submitter.id,
+        clinician_npi=submission.clinician_npi or clinician.npi,
+        requested_service=submission.requested_service,
+        urgency=submission.urgency,
+        visit_preference=submission.visit_preference,
+        needs_duplicate_review=bool(duplicates),
+    )
     referral.public_id = uuid.uuid4()
     referral.reason = submission.reason
     referral.diagnosis = submission.diagnosis or None
@@ -103,22 +127,42 @@ def submit_referral(actor: User, submission: ReferralSubmission, files: list) ->
     db.session.flush()
     _attach(referral, actor, checked, uploaded_by=submitter)
 
-    record(AuditAction.REFERRAL_SUBMITTED, actor=actor, obj=referral, patient_id=patient.public_id,
-           duplicate_candidates=len(duplicates))
+    record(
+        AuditAction.REFERRAL_SUBMITTED,
+        actor=actor,
+        obj=referral,
+        patient_id=patient.public_id,
+        duplicate_candidates=len(duplicates),
+    )
     link = _link("referrals.detail", referral)
-    enqueue(clinician.email, "referral_welcome" if first_from_clinician else "referral_thanks",
-            dedupe_key=f"referral-thanks:{referral.public_id}", reference=referral.reference, link=link,
-            clinician_name=clinician.full_name)
+    enqueue(
+        clinician.email,
+        "referral_welcome" if first_from_clinician else "referral_thanks",
+        dedupe_key=f"referral-thanks:{referral.public_id}",
+        reference=referral.reference,
+        link=link,
+        clinician_name=clinician.full_name,
+    )
     for staff in _intake_staff():
-        enqueue(staff.email, "intake_new_referral", dedupe_key=f"intake:{referral.public_id}:{staff.public_id}",
-                reference=referral.reference, urgency=referral.urgency.value,
-                link=_link("intake.detail", referral))
+        enqueue(
+            staff.email,
+            "intake_new_referral",
+            dedupe_key=f"intake:{referral.public_id}:{staff.public_id}",
+            reference=referral.reference,
+            urgency=referral.urgency.value,
+            link=_link("intake.detail", referral),
+        )
     return referral
 
 
 def _intake_staff() -> list[User]:
-    return list(db.session.scalars(select(User).where(
-        User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled.is_(True), User.password_hash.is_not(None))))
+    return list(
+        db.session.scalars(
+            select(User).where(
+                User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled.is_(True), User.password_hash.is_not(None)
+            )
+        )
+    )
 
 
 def add_note(actor: User, referral: Referral, note: str | None, files: list) -> None:
@@ -130,15 +174,26 @@ def add_note(actor: User, referral: Referral, note: str | None, files: list) -> 
         _event(referral, actor, EventKind.NOTE, note=note)
     if checked:
         _attach(referral, actor, checked)
-        _event(referral, actor, EventKind.ATTACHMENT,
-               note=f"{len(checked)} attachment{'s' if len(checked) > 1 else ''} added")
+        _event(
+            referral,
+            actor,
+            EventKind.ATTACHMENT,
+            note=f"{len(checked)} attachment{'s' if len(checked) > 1 else ''} added",
+        )
     referral.updated_at = now_utc()
     record(AuditAction.REFERRAL_NOTE_ADDED, actor=actor, obj=referral, patient_id=referral.patient.public_id)
 
 
-def change_status(actor: User, referral: Referral, target: Status, *, note: str | None = None,
-                  first_visit_at: datetime | None = None, mode: AppointmentMode | None = None,
-                  expected_version: int | None = None) -> None:
+def change_status(
+    actor: User,
+    referral: Referral,
+    target: Status,
+    *,
+    note: str | None = None,
+    first_visit_at: datetime | None = None,
+    mode: AppointmentMode | None = None,
+    expected_version: int | None = None,
+) -> None:
     """Move a referral along its lifecycle; illegal or conflicting moves are refused clearly."""
     if expected_version is not None and expected_version != referral.version:
         raise ReferralConflict(CHANGED_MEANWHILE)
@@ -161,15 +216,26 @@ def change_status(actor: User, referral: Referral, target: Status, *, note: str 
             _event(referral, actor, EventKind.STATUS, note=note, from_status=previous, to_status=target)
     except StaleDataError:
         raise ReferralConflict(CHANGED_MEANWHILE) from None
-    record(AuditAction.REFERRAL_STATUS_CHANGED, actor=actor, obj=referral, patient_id=referral.patient.public_id,
-           from_status=previous.value, to_status=target.value)
+    record(
+        AuditAction.REFERRAL_STATUS_CHANGED,
+        actor=actor,
+        obj=referral,
+        patient_id=referral.patient.public_id,
+        from_status=previous.value,
+        to_status=target.value,
+    )
     recipients = {referral.clinician.email}
     if referral.submitted_by_id != referral.clinician_id and referral.submitted_by is not None:
         recipients.add(referral.submitted_by.email)
     for email in sorted(recipients):
-        enqueue(email, "referral_status_changed", reference=referral.reference, status_label=target.label,
-                link=_link("referrals.detail", referral),
-                dedupe_key=f"status:{referral.public_id}:{referral.version}:{email}")
+        enqueue(
+            email,
+            "referral_status_changed",
+            reference=referral.reference,
+            status_label=target.label,
+            link=_link("referrals.detail", referral),
+            dedupe_key=f"status:{referral.public_id}:{referral.version}:{email}",
+        )
 
 
 def cancel_by_partner(actor: User, referral: Referral, reason: str) -> None:
@@ -181,8 +247,9 @@ def cancel_by_partner(actor: User, referral: Referral, reason: str) -> None:
 def duplicate_candidates(referral: Referral) -> list[Patient]:
     """Other patients with the same last name and birth date (staff only)."""
     patient = referral.patient
-    return [p for p in find_patients_by_name_and_birth_date(patient.family_name, patient.birth_date)
-            if p.id != patient.id]
+    return [
+        p for p in find_patients_by_name_and_birth_date(patient.family_name, patient.birth_date) if p.id != patient.id
+    ]
 
 
 def resolve_duplicate(actor: User, referral: Referral, decision: str) -> None:
@@ -195,5 +262,10 @@ def resolve_duplicate(actor: User, referral: Referral, decision: str) -> None:
             raise ReferralError("Choose one of the matching patients.")
         referral.patient = target
     referral.needs_duplicate_review = False
-    record(AuditAction.REFERRAL_DUPLICATE_RESOLVED, actor=actor, obj=referral,
-           patient_id=referral.patient.public_id, decision="keep" if decision == "keep" else "linked")
+    record(
+        AuditAction.REFERRAL_DUPLICATE_RESOLVED,
+        actor=actor,
+        obj=referral,
+        patient_id=referral.patient.public_id,
+        decision="keep" if decision == "keep" else "linked",
+    )

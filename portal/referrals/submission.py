@@ -1,4 +1,5 @@
 """A referral submission, typed: what the web form and the FHIR intake hand to submit_referral."""
+
 import uuid
 from dataclasses import dataclass
 from datetime import date

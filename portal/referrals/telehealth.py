@@ -1,4 +1,5 @@
 """Can the practice see this patient by telehealth? Licensure is data an admin edits."""
+
 from dataclasses import dataclass
 from datetime import date
 
@@ -21,8 +22,11 @@ def telehealth_eligibility(us_state: str | None, on: date | None = None) -> Elig
         return Eligibility(False, "The patient's state is not known.")
     license_ = db.session.scalar(
         select(PracticeLicense)
-        .where(PracticeLicense.us_state == us_state, PracticeLicense.effective_on <= on,
-               or_(PracticeLicense.expires_on.is_(None), PracticeLicense.expires_on >= on))
+        .where(
+            PracticeLicense.us_state == us_state,
+            PracticeLicense.effective_on <= on,
+            or_(PracticeLicense.expires_on.is_(None), PracticeLicense.expires_on >= on),
+        )
         .order_by(PracticeLicense.kind)
     )
     if license_ is not None:
@@ -30,5 +34,9 @@ def telehealth_eligibility(us_state: str | None, on: date | None = None) -> Elig
         return Eligibility(True, f"Licensed in {us_state} ({license_.kind.label.lower()}{until}).")
     lapsed = db.session.scalar(select(PracticeLicense).where(PracticeLicense.us_state == us_state))
     if lapsed is not None:
-        return Eligibility(False, f"The practice's {lapsed.kind.label.lower()} in {us_state} is not in effect on {on:%b %-d, %Y}.")
-    return Eligibility(False, f"The practice holds no license or PT Compact privilege in {us_state}; an in-clinic visit is needed.")
+        return Eligibility(
+            False, f"The practice's {lapsed.kind.label.lower()} in {us_state} is not in effect on {on:%b %-d, %Y}."
+        )
+    return Eligibility(
+        False, f"The practice holds no license or PT Compact privilege in {us_state}; an in-clinic visit is needed."
+    )

@@ -1,21 +1,22 @@
 """The referring partner's referrals: the home list, submit, follow, annotate, cancel, look up."""
+
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from portal.audit.services import AuditAction, record_access
 from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.paging import Page, cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
+from portal.core.uploads import UploadError
 from portal.referrals import queries, services
-from portal.referrals.codes import parse_codes, suggestions
+from portal.referrals.codes import suggestions
 from portal.referrals.common import audit_read, lookup_page, send_attachment
 from portal.referrals.forms import CancelForm, LookupForm, NoteForm, ReferralForm
 from portal.referrals.lifecycle import PARTNER_CANCELLABLE, Status
-from portal.core.uploads import UploadError
-from wtforms import SelectChoice
 
 bp = Blueprint("referrals", __name__)
 
@@ -41,13 +42,27 @@ def home():
     if search and reference is None:
         page = Page(items=[], per_page=per_page_arg())
     else:  # a reference names one referral: look for it whatever its status
-        page = queries.partner_referrals(current_user, status="" if reference else status, clinician=clinician,
-                                         reference=reference, cursor=cursor_arg(), per_page=per_page_arg())
+        page = queries.partner_referrals(
+            current_user,
+            status="" if reference else status,
+            clinician=clinician,
+            reference=reference,
+            cursor=cursor_arg(),
+            per_page=per_page_arg(),
+        )
     if page.items:
         record_access(AuditAction.PHI_READ, actor=current_user, view="partner_referrals", rows=len(page.items))
-    return render_template("referrals/home.html", organization=current_user.organization, page=page,
-                           status=status, clinician=clinician, search=search, statuses=list(Status),
-                           clinicians=queries.organization_clinicians(current_user), lookup_form=LookupForm())
+    return render_template(
+        "referrals/home.html",
+        organization=current_user.organization,
+        page=page,
+        status=status,
+        clinician=clinician,
+        search=search,
+        statuses=list(Status),
+        clinicians=queries.organization_clinicians(current_user),
+        lookup_form=LookupForm(),
+    )
 
 
 @bp.route("/partner/referrals/new", methods=["GET", "POST"])
@@ -56,8 +71,9 @@ def new():
     form = _referral_form()
     if form.validate_on_submit():
         try:
-            referral = services.submit_referral(current_user, form.submission(),
-                                                request.files.getlist(form.attachments.name))
+            referral = services.submit_referral(
+                current_user, form.submission(), request.files.getlist(form.attachments.name)
+            )
         except UserError as exc:  # an upload refused (its field), or a clinician not of the organization
             form[exc.field or "attachments"].errors.append(exc.message)
         else:
@@ -82,8 +98,12 @@ def detail(referral_id: uuid.UUID):
 
 def _detail_page(referral, note_form=None, cancel_form=None, status=200):
     return render_template(
-        "referrals/detail.html", referral=referral, note_form=note_form or NoteForm(),
-        cancel_form=cancel_form or CancelForm(), can_cancel=referral.status in PARTNER_CANCELLABLE), status
+        "referrals/detail.html",
+        referral=referral,
+        note_form=note_form or NoteForm(),
+        cancel_form=cancel_form or CancelForm(),
+        can_cancel=referral.status in PARTNER_CANCELLABLE,
+    ), status
 
 
 @bp.post("/partner/referrals/<uuid:referral_id>/notes")
@@ -93,8 +113,7 @@ def add_note(referral_id: uuid.UUID):
     form = NoteForm()
     if form.validate_on_submit():
         try:
-            services.add_note(current_user, referral, form.note.data,
-                              request.files.getlist(form.attachments.name))
+            services.add_note(current_user, referral, form.note.data, request.files.getlist(form.attachments.name))
         except (UploadError, services.ReferralError) as exc:
             form.attachments.errors.append(str(exc))
         else:

@@ -1,4 +1,5 @@
 """`flask partners remind|digest`: reminders to staff, and the monthly digest to partner admins."""
+
 from datetime import date, timedelta
 
 import click
@@ -23,8 +24,10 @@ def remind():
         result = send_reminders(today)
         consents = send_consent_reminders(today)
         db.session.commit()
-    click.echo(f"{result.check_ins} check-in reminder(s), {result.at_risk} at-risk warning(s) and "
-               f"{consents} consent-expiry reminder(s) queued.")
+    click.echo(
+        f"{result.check_ins} check-in reminder(s), {result.at_risk} at-risk warning(s) and "
+        f"{consents} consent-expiry reminder(s) queued."
+    )
     if result.unowned:
         click.echo("Need an owner on staff first: " + ", ".join(result.unowned))
 

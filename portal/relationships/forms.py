@@ -1,10 +1,19 @@
 """Forms of the relationship workspace and the partners' events page."""
+
 from datetime import datetime, timedelta
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, DateField, DateTimeLocalField, EmailField, SelectChoice, SelectField, StringField,
-                     TextAreaField)
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    EmailField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from portal.core.time import now_utc, practice_to_utc
@@ -16,8 +25,9 @@ NO_PHI = "About the relationship only: never patient names or other patient info
 
 
 class RelationshipForm(FlaskForm):
-    status = SelectField("Relationship", choices=[SelectChoice(s.value, s.value.capitalize())
-                                                  for s in RelationshipStatus])
+    status = SelectField(
+        "Relationship", choices=[SelectChoice(s.value, s.value.capitalize()) for s in RelationshipStatus]
+    )
     owner = SelectField("Owner on staff", validators=[Optional()])
     # Its own id: the touchpoint form on the same page has a next_check_in field too.
     next_check_in = DateField("Next check-in", validators=[Optional()], id="relationship-next-check-in")
@@ -25,16 +35,17 @@ class RelationshipForm(FlaskForm):
     def __init__(self, staff, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner.choices = [SelectChoice("", "— Nobody yet —")] + [
-            SelectChoice(str(u.public_id), u.full_name) for u in staff]
+            SelectChoice(str(u.public_id), u.full_name) for u in staff
+        ]
 
 
 class TouchpointForm(FlaskForm):
     kind = SelectField("Kind", choices=[SelectChoice(k.value, k.label) for k in TouchpointKind])
     occurred_on = DateField("Date", validators=[DataRequired(message="Enter the date it happened.")])
-    note = TextAreaField("Note", validators=[Optional(), Length(max=1000)], filters=[strip_filter],
-                         description=NO_PHI)
-    next_check_in = DateField("Next check-in", validators=[Optional()],
-                              description="Optional: when to get in touch next.")
+    note = TextAreaField("Note", validators=[Optional(), Length(max=1000)], filters=[strip_filter], description=NO_PHI)
+    next_check_in = DateField(
+        "Next check-in", validators=[Optional()], description="Optional: when to get in touch next."
+    )
 
     def validate_occurred_on(self, field):
         if field.data and field.data > (now_utc() + timedelta(days=1)).date():
@@ -48,25 +59,34 @@ class TouchpointForm(FlaskForm):
 class ContactForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[strip_filter])
     title = StringField("Role or title", validators=[Optional(), Length(max=120)], filters=[strip_filter])
-    email = EmailField("E-mail", validators=[Optional(), Email(check_deliverability=False), Length(max=254)],
-                       filters=[strip_filter])
+    email = EmailField(
+        "E-mail", validators=[Optional(), Email(check_deliverability=False), Length(max=254)], filters=[strip_filter]
+    )
     phone = StringField("Phone", validators=[Optional(), Length(max=40)], filters=[strip_filter])
     is_primary = BooleanField("Main contact")
 
 
 class ImportForm(FlaskForm):
-    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")],
-                     description="Columns: name (required), kind, city, state, npi, owner_email, next_check_in, "
-                                 "contact_name, contact_title, contact_email, contact_phone.")
+    file = FileField(
+        "CSV file",
+        validators=[FileRequired("Choose a CSV file.")],
+        description="Columns: name (required), kind, city, state, npi, owner_email, next_check_in, "
+        "contact_name, contact_title, contact_email, contact_phone.",
+    )
 
 
 class EventForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=200)], filters=[strip_filter])
     kind = SelectField("Kind", choices=[SelectChoice(k.value, k.label) for k in EventKind])
-    starts_at = DateTimeLocalField("Starts", validators=[DataRequired(message="Enter the date and time.")],
-                                   description="Practice time.")
-    location = StringField("Where", validators=[Optional(), Length(max=200)], filters=[strip_filter],
-                           description="An address, a room, or the webinar link.")
+    starts_at = DateTimeLocalField(
+        "Starts", validators=[DataRequired(message="Enter the date and time.")], description="Practice time."
+    )
+    location = StringField(
+        "Where",
+        validators=[Optional(), Length(max=200)],
+        filters=[strip_filter],
+        description="An address, a room, or the webinar link.",
+    )
     description = TextAreaField("Description", validators=[Optional(), Length(max=4000)], filters=[strip_filter])
     is_published = BooleanField("Publish now (partners see it)", default=True)
 

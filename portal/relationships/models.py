@@ -4,10 +4,10 @@ The owner on staff lives in its own table rather than on organizations: an
 organizations.owner_id -> users FK would close a cycle with users.organization_id ->
 organizations and make the User <-> Organization relationships ambiguous.
 """
+
 import enum
 from datetime import date, datetime
-
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -15,6 +15,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
 from portal.core.time import now_utc
 from portal.extensions import db
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.accounts.models import User
+    from portal.partners.models import Organization
 
 
 class TouchpointKind(enum.StrEnum):
@@ -28,9 +32,15 @@ class TouchpointKind(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"lunch": "Lunch", "call": "Call", "visit": "Visit", "event": "Event",
-                "thank_you_note": "Thank-you note", "resource_sent": "Educational resource sent",
-                "webinar": "Webinar"}[self.value]
+        return {
+            "lunch": "Lunch",
+            "call": "Call",
+            "visit": "Visit",
+            "event": "Event",
+            "thank_you_note": "Thank-you note",
+            "resource_sent": "Educational resource sent",
+            "webinar": "Webinar",
+        }[self.value]
 
 
 class RelationshipOwner(db.Model):
@@ -38,8 +48,7 @@ class RelationshipOwner(db.Model):
 
     __tablename__ = "relationship_owners"
 
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
-                                                 primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 

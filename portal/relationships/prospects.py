@@ -5,6 +5,7 @@ Import is all or nothing: every row is checked first, and one bad row imports no
 are skipped, so importing the same file twice is harmless. Export neutralises cells that
 a spreadsheet would run as a formula.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,8 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import User
+from portal.audit.services import AuditAction, record, record_access
 from portal.core.csv import to_csv
 from portal.core.permissions import Role
 from portal.core.validators import US_STATES, npi_is_valid
@@ -23,8 +24,19 @@ from portal.extensions import db
 from portal.partners.models import Organization, OrganizationKind, RelationshipStatus
 from portal.relationships.models import Contact, RelationshipOwner
 
-COLUMNS = ["name", "kind", "city", "state", "npi", "owner_email", "next_check_in",
-           "contact_name", "contact_title", "contact_email", "contact_phone"]
+COLUMNS = [
+    "name",
+    "kind",
+    "city",
+    "state",
+    "npi",
+    "owner_email",
+    "next_check_in",
+    "contact_name",
+    "contact_title",
+    "contact_email",
+    "contact_phone",
+]
 MAX_BYTES = 1024 * 1024
 MAX_ROWS = 2000
 MAX_ERRORS = 20
@@ -44,23 +56,41 @@ class ImportResult:
 
 # --- export -----------------------------------------------------------------------------
 
+
 def export_prospects(actor: User) -> str:
     rows = db.session.execute(
         select(Organization, User)
         .outerjoin(RelationshipOwner, RelationshipOwner.organization_id == Organization.id)
         .outerjoin(User, User.id == RelationshipOwner.owner_id)
         .where(Organization.relationship_status == RelationshipStatus.PROSPECT)
-        .order_by(Organization.name)).all()
-    primary = {c.organization_id: c for c in db.session.scalars(
-        select(Contact).where(Contact.organization_id.in_([o.id for o, _ in rows]))
-        .order_by(Contact.is_primary, Contact.id))}  # the last one per organization wins: primary first
+        .order_by(Organization.name)
+    ).all()
+    primary = {
+        c.organization_id: c
+        for c in db.session.scalars(
+            select(Contact)
+            .where(Contact.organization_id.in_([o.id for o, _ in rows]))
+            .order_by(Contact.is_primary, Contact.id)
+        )
+    }  # the last one per organization wins: primary first
     lines = [COLUMNS]
     for org, owner in rows:
         contact = primary.get(org.id)
-        lines.append([org.name, org.kind.value, org.city, org.us_state, org.npi, owner.email if owner else "",
-                      org.next_check_in.isoformat() if org.next_check_in else "",
-                      contact.name if contact else "", contact.title if contact else "",
-                      contact.email if contact else "", contact.phone if contact else ""])
+        lines.append(
+            [
+                org.name,
+                org.kind.value,
+                org.city,
+                org.us_state,
+                org.npi,
+                owner.email if owner else "",
+                org.next_check_in.isoformat() if org.next_check_in else "",
+                contact.name if contact else "",
+                contact.title if contact else "",
+                contact.email if contact else "",
+                contact.phone if contact else "",
+            ]
+        )
     record_access(AuditAction.PROSPECTS_EXPORTED, actor=actor, count=len(rows))
     return to_csv(lines)
 
@@ -128,8 +158,13 @@ def _check(line: int, raw: dict, owners: dict[str, User], errors: list[str]) -> 
             next_check_in = date.fromisoformat(raw["next_check_in"])
         except ValueError:
             problems.append("next_check_in must be a date like 2026-12-31")
-    for key, limit in (("city", 100), ("contact_name", 200), ("contact_title", 120), ("contact_email", 254),
-                       ("contact_phone", 40)):
+    for key, limit in (
+        ("city", 100),
+        ("contact_name", 200),
+        ("contact_title", 120),
+        ("contact_email", 254),
+        ("contact_phone", 40),
+    ):
         if len(raw.get(key) or "") > limit:
             problems.append(f"{key} is longer than {limit} characters")
     if problems:
@@ -141,13 +176,16 @@ def _check(line: int, raw: dict, owners: dict[str, User], errors: list[str]) -> 
 
 def import_prospects(actor: User, data: bytes) -> ImportResult:
     raw_rows = _read(data)
-    owners = {u.email.lower(): u for u in db.session.scalars(
-        select(User).where(User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled))}
+    owners = {
+        u.email.lower(): u
+        for u in db.session.scalars(select(User).where(User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled))
+    }
     errors: list[str] = []
     rows = [r for line, raw in enumerate(raw_rows, start=2) if (r := _check(line, raw, owners, errors))]
     if errors:
-        raise ImportRefused(errors[:MAX_ERRORS] + ([f"… and {len(errors) - MAX_ERRORS} more."]
-                                                   if len(errors) > MAX_ERRORS else []))
+        raise ImportRefused(
+            errors[:MAX_ERRORS] + ([f"… and {len(errors) - MAX_ERRORS} more."] if len(errors) > MAX_ERRORS else [])
+        )
     existing = set(db.session.scalars(select(func.lower(Organization.name))))
     result = ImportResult()
     for row in rows:
@@ -155,8 +193,15 @@ def import_prospects(actor: User, data: bytes) -> ImportResult:
             result.skipped.append(row.name)
             continue
         existing.add(row.name.lower())
-        org = Organization(name=row.name, kind=row.kind, city=row.city, us_state=row.state, npi=row.npi,
-                           relationship_status=RelationshipStatus.PROSPECT, next_check_in=row.next_check_in)
+        org = Organization(
+            name=row.name,
+            kind=row.kind,
+            city=row.city,
+            us_state=row.state,
+            npi=row.npi,
+            relationship_status=RelationshipStatus.PROSPECT,
+            next_check_in=row.next_check_in,
+        )
         db.session.add(org)
         db.session.flush()
         if row.owner:

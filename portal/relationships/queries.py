@@ -1,4 +1,5 @@
 """Read side of the workspace: the partner list, an organization's history, events and resources."""
+
 from __future__ import annotations
 
 import uuid
@@ -23,6 +24,7 @@ WINDOW_DAYS = 90
 # The only place the workspace reads referrals: point these two columns elsewhere if the
 # referral model changes.
 
+
 def _referral_columns():
     from portal.referrals.models import Referral
 
@@ -39,7 +41,9 @@ def referral_window_counts(org_ids: list[int], today: date) -> dict[int, tuple[i
     start = middle - timedelta(days=WINDOW_DAYS)
     rows = db.session.execute(
         select(org_col, func.sum(case((at >= middle, 1), else_=0)), func.sum(case((at < middle, 1), else_=0)))
-        .where(org_col.in_(org_ids), at >= start, at < end).group_by(org_col)).all()
+        .where(org_col.in_(org_ids), at >= start, at < end)
+        .group_by(org_col)
+    ).all()
     return {org_id: (int(current or 0), int(previous or 0)) for org_id, current, previous in rows}
 
 
@@ -62,7 +66,7 @@ def monthly_referrals(org_id: int, today: date, months: int = 12) -> list[tuple[
 
 
 def month_axis_labels(points: list[tuple[str, int]]) -> tuple[str, ...]:
-    """"Dec 2025" -> "Dec" under the bar, with the year below the first bar and each January."""
+    """ "Dec 2025" -> "Dec" under the bar, with the year below the first bar and each January."""
     labels = []
     for i, (label, _) in enumerate(points):
         month, year = label.split()
@@ -86,9 +90,14 @@ class ListFilters:
 
     @classmethod
     def from_args(cls, args) -> ListFilters:
-        f = cls(kind=args.get("kind", ""), status=args.get("status", ""), owner=args.get("owner", ""),
-                q=args.get("q", "").strip()[:100], sort=args.get("sort", "name"),
-                descending=args.get("dir") == "desc")
+        f = cls(
+            kind=args.get("kind", ""),
+            status=args.get("status", ""),
+            owner=args.get("owner", ""),
+            q=args.get("q", "").strip()[:100],
+            sort=args.get("sort", "name"),
+            descending=args.get("dir") == "desc",
+        )
         if f.kind not in {k.value for k in OrganizationKind}:
             f.kind = ""
         if f.status not in {s.value for s in RelationshipStatus}:
@@ -98,8 +107,15 @@ class ListFilters:
         return f
 
     def as_args(self, **changes) -> dict:
-        values = {"kind": self.kind, "status": self.status, "owner": self.owner, "q": self.q, "sort": self.sort,
-                  "dir": "desc" if self.descending else "asc", **changes}
+        values = {
+            "kind": self.kind,
+            "status": self.status,
+            "owner": self.owner,
+            "q": self.q,
+            "sort": self.sort,
+            "dir": "desc" if self.descending else "asc",
+            **changes,
+        }
         return {k: v for k, v in values.items() if v}
 
 
@@ -124,34 +140,50 @@ def _window_counts_subquery(today: date):
     end = practice_day_start(today + timedelta(days=1))
     middle = end - timedelta(days=WINDOW_DAYS)
     start = middle - timedelta(days=WINDOW_DAYS)
-    return (select(org_col.label("organization_id"), func.sum(case((at >= middle, 1), else_=0)).label("current"),
-                   func.sum(case((at < middle, 1), else_=0)).label("previous"))
-            .where(at >= start, at < end).group_by(org_col).subquery())
+    return (
+        select(
+            org_col.label("organization_id"),
+            func.sum(case((at >= middle, 1), else_=0)).label("current"),
+            func.sum(case((at < middle, 1), else_=0)).label("previous"),
+        )
+        .where(at >= start, at < end)
+        .group_by(org_col)
+        .subquery()
+    )
 
 
 def _nullable_key(expression, value_of, empty, descending: bool) -> list[SortKey]:
     """Empty values last in either direction: sort on "is empty" first, then on the value."""
+
     def value(row):
         found = value_of(row)
         return empty if found is None else found
 
-    return [SortKey(case((expression.is_(None), 1), else_=0), lambda row: 1 if value_of(row) is None else 0),
-            SortKey(func.coalesce(expression, empty), value, descending=descending)]
+    return [
+        SortKey(case((expression.is_(None), 1), else_=0), lambda row: 1 if value_of(row) is None else 0),
+        SortKey(func.coalesce(expression, empty), value, descending=descending),
+    ]
 
 
-def partner_page(filters: ListFilters, actor: User, today: date, *, cursor: str | None = None,
-                 per_page: int = DEFAULT_PER_PAGE) -> Page[PartnerRow]:
+def partner_page(
+    filters: ListFilters, actor: User, today: date, *, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE
+) -> Page[PartnerRow]:
     """One page of the partner list, filtered and sorted in SQL (empty values last), name as the tie-break."""
-    last = (select(Touchpoint.organization_id, func.max(Touchpoint.occurred_on).label("last"))
-            .group_by(Touchpoint.organization_id).subquery())
+    last = (
+        select(Touchpoint.organization_id, func.max(Touchpoint.occurred_on).label("last"))
+        .group_by(Touchpoint.organization_id)
+        .subquery()
+    )
     counts = _window_counts_subquery(today) if filters.sort == "referrals" else None
     columns = [Organization, User, last.c.last]
     if counts is not None:
         columns += [func.coalesce(counts.c.current, 0), func.coalesce(counts.c.previous, 0)]
-    query = (select(*columns)
-             .outerjoin(RelationshipOwner, RelationshipOwner.organization_id == Organization.id)
-             .outerjoin(User, User.id == RelationshipOwner.owner_id)
-             .outerjoin(last, last.c.organization_id == Organization.id))
+    query = (
+        select(*columns)
+        .outerjoin(RelationshipOwner, RelationshipOwner.organization_id == Organization.id)
+        .outerjoin(User, User.id == RelationshipOwner.owner_id)
+        .outerjoin(last, last.c.organization_id == Organization.id)
+    )
     if counts is not None:
         query = query.outerjoin(counts, counts.c.organization_id == Organization.id)
     if filters.kind:
@@ -168,29 +200,34 @@ def partner_page(filters: ListFilters, actor: User, today: date, *, cursor: str 
         owner_id = _uuid_or_none(filters.owner)
         query = query.where(User.public_id == owner_id) if owner_id else query.where(false())
     down = filters.descending
-    by_name = [SortKey(func.lower(Organization.name), lambda row: row[0].name.lower()),
-               SortKey(Organization.id, lambda row: row[0].id)]
+    by_name = [
+        SortKey(func.lower(Organization.name), lambda row: row[0].name.lower()),
+        SortKey(Organization.id, lambda row: row[0].id),
+    ]
     first = {
         "name": [SortKey(func.lower(Organization.name), lambda row: row[0].name.lower(), descending=down)],
         "kind": [SortKey(Organization.kind, lambda row: row[0].kind, descending=down)],
-        "status": [SortKey(Organization.relationship_status, lambda row: row[0].relationship_status,
-                           descending=down)],
+        "status": [SortKey(Organization.relationship_status, lambda row: row[0].relationship_status, descending=down)],
         "owner": _nullable_key(func.lower(User.full_name), lambda row: row[1] and row[1].full_name.lower(), "", down),
         "last_touchpoint": _nullable_key(last.c.last, lambda row: row[2], date(1, 1, 1), down),
-        "next_check_in": _nullable_key(Organization.next_check_in, lambda row: row[0].next_check_in, date(1, 1, 1),
-                                       down),
+        "next_check_in": _nullable_key(
+            Organization.next_check_in, lambda row: row[0].next_check_in, date(1, 1, 1), down
+        ),
         "referrals": [SortKey(func.coalesce(counts.c.current, 0), lambda row: row[3], descending=down)]
-        if counts is not None else [],
+        if counts is not None
+        else [],
     }[filters.sort]
     listing = f"partners:{filters.sort}:{'desc' if down else 'asc'}"
     page = paginate(query, first + by_name, listing=listing, cursor=cursor, per_page=per_page, scalars=False)
     if counts is None:
         window = referral_window_counts([row[0].id for row in page.items], today)
-        page.items = [PartnerRow(org, owner, last_on, *window.get(org.id, (0, 0)))
-                      for org, owner, last_on in page.items]
+        page.items = [
+            PartnerRow(org, owner, last_on, *window.get(org.id, (0, 0))) for org, owner, last_on in page.items
+        ]
     else:
-        page.items = [PartnerRow(org, owner, last_on, current, previous)
-                      for org, owner, last_on, current, previous in page.items]
+        page.items = [
+            PartnerRow(org, owner, last_on, current, previous) for org, owner, last_on, current, previous in page.items
+        ]
     return page
 
 
@@ -200,11 +237,15 @@ def partner_rows(filters: ListFilters, actor: User, today: date) -> list[Partner
 
 
 def staff_members() -> list[User]:
-    return list(db.session.scalars(select(User).where(User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled)
-                                   .order_by(User.full_name)))
+    return list(
+        db.session.scalars(
+            select(User).where(User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled).order_by(User.full_name)
+        )
+    )
 
 
 # --- one organization -----------------------------------------------------------------------
+
 
 def get_organization_or_404(public_id: uuid.UUID) -> Organization:
     return db.first_or_404(select(Organization).where(Organization.public_id == public_id))
@@ -216,16 +257,26 @@ def owner_of(org: Organization) -> User | None:
 
 
 def contacts_of(org: Organization) -> list[Contact]:
-    return list(db.session.scalars(select(Contact).where(Contact.organization_id == org.id)
-                                   .order_by(Contact.is_primary.desc(), Contact.name)))
+    return list(
+        db.session.scalars(
+            select(Contact).where(Contact.organization_id == org.id).order_by(Contact.is_primary.desc(), Contact.name)
+        )
+    )
 
 
 def touchpoints_of(org: Organization, limit: int = 100) -> list[Touchpoint]:
-    return list(db.session.scalars(select(Touchpoint).where(Touchpoint.organization_id == org.id)
-                                   .order_by(Touchpoint.occurred_on.desc(), Touchpoint.id.desc()).limit(limit)))
+    return list(
+        db.session.scalars(
+            select(Touchpoint)
+            .where(Touchpoint.organization_id == org.id)
+            .order_by(Touchpoint.occurred_on.desc(), Touchpoint.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 # --- events and resources -------------------------------------------------------------------
+
 
 def events_for_staff(now: datetime | None = None) -> list[Event]:
     """Upcoming events soonest first, then past ones most recent first."""
@@ -238,8 +289,9 @@ def events_for_staff(now: datetime | None = None) -> list[Event]:
 def upcoming_events_for_partners(now: datetime | None = None) -> list[Event]:
     """Published events that have not ended (taken as: started less than a day ago)."""
     since = (now or now_utc()) - timedelta(days=1)
-    return list(db.session.scalars(select(Event).where(Event.is_published, Event.starts_at >= since)
-                                   .order_by(Event.starts_at)))
+    return list(
+        db.session.scalars(select(Event).where(Event.is_published, Event.starts_at >= since).order_by(Event.starts_at))
+    )
 
 
 def get_event_or_404(public_id: uuid.UUID, *, published_only: bool) -> Event:
@@ -259,8 +311,13 @@ def rsvp_counts(events: list[Event]) -> dict[int, int]:
     ids = [e.id for e in events]
     if not ids:
         return {}
-    return dict(db.session.execute(select(Rsvp.event_id, func.count()).where(
-        Rsvp.event_id.in_(ids), Rsvp.response == RsvpResponse.GOING).group_by(Rsvp.event_id)).all())
+    return dict(
+        db.session.execute(
+            select(Rsvp.event_id, func.count())
+            .where(Rsvp.event_id.in_(ids), Rsvp.response == RsvpResponse.GOING)
+            .group_by(Rsvp.event_id)
+        ).all()
+    )
 
 
 def responses_of(user: User) -> dict[int, Rsvp]:

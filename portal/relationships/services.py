@@ -2,6 +2,7 @@
 
 Services add and flush; the request (or the CLI command, per batch) commits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
-from portal.audit.services import AuditAction, record
 from portal.accounts.models import User
+from portal.audit.services import AuditAction, record
 from portal.core.errors import UserError
 from portal.core.permissions import Role
 from portal.core.time import now_utc
@@ -20,8 +21,17 @@ from portal.core.urls import external_url
 from portal.extensions import db
 from portal.notifications.services import enqueue
 from portal.partners.models import Organization, RelationshipStatus
-from portal.relationships.models import (Contact, Event, EventKind, RelationshipOwner, Resource, Rsvp, RsvpResponse,
-                                         Touchpoint, TouchpointKind)
+from portal.relationships.models import (
+    Contact,
+    Event,
+    EventKind,
+    RelationshipOwner,
+    Resource,
+    Rsvp,
+    RsvpResponse,
+    Touchpoint,
+    TouchpointKind,
+)
 
 
 class RelationshipError(UserError):
@@ -30,8 +40,9 @@ class RelationshipError(UserError):
 
 def staff_member(public_id) -> User | None:
     """An active practice user who may own a relationship."""
-    return db.session.scalar(select(User).where(User.public_id == public_id,
-                                                User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled))
+    return db.session.scalar(
+        select(User).where(User.public_id == public_id, User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled)
+    )
 
 
 def set_owner(org: Organization, owner: User | None) -> None:
@@ -45,46 +56,86 @@ def set_owner(org: Organization, owner: User | None) -> None:
         current.owner_id = owner.id
 
 
-def update_relationship(actor: User, org: Organization, *, status: RelationshipStatus, owner: User | None,
-                        next_check_in: date | None) -> None:
+def update_relationship(
+    actor: User, org: Organization, *, status: RelationshipStatus, owner: User | None, next_check_in: date | None
+) -> None:
     org.relationship_status = status
     org.next_check_in = next_check_in
     set_owner(org, owner)
     db.session.flush()
-    record(AuditAction.RELATIONSHIP_UPDATED, actor=actor, obj=org, status=status.value,
-           owner=owner.public_id if owner else "", next_check_in=next_check_in or "")
+    record(
+        AuditAction.RELATIONSHIP_UPDATED,
+        actor=actor,
+        obj=org,
+        status=status.value,
+        owner=owner.public_id if owner else "",
+        next_check_in=next_check_in or "",
+    )
 
 
-def add_contact(actor: User, org: Organization, *, name: str, title: str | None = None, email: str | None = None,
-                phone: str | None = None, is_primary: bool = False) -> Contact:
+def add_contact(
+    actor: User,
+    org: Organization,
+    *,
+    name: str,
+    title: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    is_primary: bool = False,
+) -> Contact:
     if is_primary:
-        for other in db.session.scalars(select(Contact).where(Contact.organization_id == org.id,
-                                                              Contact.is_primary)):
+        for other in db.session.scalars(select(Contact).where(Contact.organization_id == org.id, Contact.is_primary)):
             other.is_primary = False
-    contact = Contact(organization_id=org.id, name=name, title=title or None, email=email or None,
-                      phone=phone or None, is_primary=is_primary)
+    contact = Contact(
+        organization_id=org.id,
+        name=name,
+        title=title or None,
+        email=email or None,
+        phone=phone or None,
+        is_primary=is_primary,
+    )
     db.session.add(contact)
     db.session.flush()
     record(AuditAction.CONTACT_ADDED, actor=actor, obj=contact, organization=org.public_id)
     return contact
 
 
-def log_touchpoint(actor: User | None, org: Organization, *, kind: TouchpointKind, occurred_on: date,
-                   note: str | None = None, next_check_in: date | None = None, event_id: int | None = None
-                   ) -> Touchpoint:
+def log_touchpoint(
+    actor: User | None,
+    org: Organization,
+    *,
+    kind: TouchpointKind,
+    occurred_on: date,
+    note: str | None = None,
+    next_check_in: date | None = None,
+    event_id: int | None = None,
+) -> Touchpoint:
     """Record a touchpoint; optionally set the next check-in date in the same step."""
-    touchpoint = Touchpoint(organization_id=org.id, kind=kind, occurred_on=occurred_on, note=note or None,
-                            staff_id=actor.id if actor else None, event_id=event_id)
+    touchpoint = Touchpoint(
+        organization_id=org.id,
+        kind=kind,
+        occurred_on=occurred_on,
+        note=note or None,
+        staff_id=actor.id if actor else None,
+        event_id=event_id,
+    )
     db.session.add(touchpoint)
     if next_check_in is not None:
         org.next_check_in = next_check_in
     db.session.flush()
-    record(AuditAction.TOUCHPOINT_LOGGED, actor=actor, obj=touchpoint, organization=org.public_id,
-           kind=kind.value, next_check_in=next_check_in or "")
+    record(
+        AuditAction.TOUCHPOINT_LOGGED,
+        actor=actor,
+        obj=touchpoint,
+        organization=org.public_id,
+        kind=kind.value,
+        next_check_in=next_check_in or "",
+    )
     return touchpoint
 
 
 # --- reminders (`flask partners remind`) -------------------------------------------------
+
 
 @dataclass
 class ReminderResult:
@@ -107,7 +158,8 @@ def send_reminders(today: date, *, at_risk_minimum: int = 4) -> ReminderResult:
         .join(RelationshipOwner, RelationshipOwner.organization_id == Organization.id, isouter=True)
         .join(User, User.id == RelationshipOwner.owner_id, isouter=True)
         .where(Organization.relationship_status != RelationshipStatus.INACTIVE)
-        .order_by(Organization.name)).all()
+        .order_by(Organization.name)
+    ).all()
     counts = referral_window_counts([org.id for org, _ in rows], today)
     for org, owner in rows:
         link = external_url("relationships.organization", org_id=org.public_id)
@@ -119,13 +171,24 @@ def send_reminders(today: date, *, at_risk_minimum: int = 4) -> ReminderResult:
                 result.unowned.append(org.name)
             continue
         if due:
-            message = enqueue(owner.email, "checkin_due", organization=org.name, link=link,
-                              dedupe_key=f"checkin:{org.public_id}:{org.next_check_in.isoformat()}")
+            message = enqueue(
+                owner.email,
+                "checkin_due",
+                organization=org.name,
+                link=link,
+                dedupe_key=f"checkin:{org.public_id}:{org.next_check_in.isoformat()}",
+            )
             result.check_ins += message.id is None  # None: new, not an earlier run's row
         if at_risk:
-            message = enqueue(owner.email, "partner_at_risk", organization=org.name, link=link,
-                              previous=previous, current=current,
-                              dedupe_key=f"at-risk:{org.public_id}:{today:%Y-%m}")
+            message = enqueue(
+                owner.email,
+                "partner_at_risk",
+                organization=org.name,
+                link=link,
+                previous=previous,
+                current=current,
+                dedupe_key=f"at-risk:{org.public_id}:{today:%Y-%m}",
+            )
             result.at_risk += message.id is None
         db.session.flush()
     return result
@@ -136,10 +199,25 @@ def send_reminders(today: date, *, at_risk_minimum: int = 4) -> ReminderResult:
 RESOURCE_MAX_BYTES = 10 * 1024 * 1024
 
 
-def publish_event(actor: User, *, title: str, kind: EventKind, starts_at: datetime, location: str | None,
-                  description: str | None, is_published: bool) -> Event:
-    event = Event(title=title, kind=kind, starts_at=starts_at, location=location or None,
-                  description=description or None, is_published=is_published, created_by_id=actor.id)
+def publish_event(
+    actor: User,
+    *,
+    title: str,
+    kind: EventKind,
+    starts_at: datetime,
+    location: str | None,
+    description: str | None,
+    is_published: bool,
+) -> Event:
+    event = Event(
+        title=title,
+        kind=kind,
+        starts_at=starts_at,
+        location=location or None,
+        description=description or None,
+        is_published=is_published,
+        created_by_id=actor.id,
+    )
     db.session.add(event)
     db.session.flush()
     record(AuditAction.EVENT_PUBLISHED, actor=actor, obj=event, is_published=is_published)
@@ -167,26 +245,41 @@ def mark_attended(actor: User, event: Event, rsvp: Rsvp) -> Touchpoint:
 
     if rsvp.attended_at is None:
         rsvp.attended_at = now_utc()
-    touchpoint = db.session.scalar(select(Touchpoint).where(Touchpoint.organization_id == rsvp.organization_id,
-                                                            Touchpoint.event_id == event.id))
+    touchpoint = db.session.scalar(
+        select(Touchpoint).where(Touchpoint.organization_id == rsvp.organization_id, Touchpoint.event_id == event.id)
+    )
     if touchpoint is None:
         kind = TouchpointKind.WEBINAR if event.kind is EventKind.WEBINAR else TouchpointKind.EVENT
-        touchpoint = log_touchpoint(actor, rsvp.organization, kind=kind, event_id=event.id,
-                                    occurred_on=practice_date(event.starts_at), note=f"Attended “{event.title}”.")
+        touchpoint = log_touchpoint(
+            actor,
+            rsvp.organization,
+            kind=kind,
+            event_id=event.id,
+            occurred_on=practice_date(event.starts_at),
+            note=f"Attended “{event.title}”.",
+        )
     record(AuditAction.EVENT_ATTENDANCE, actor=actor, obj=event, rsvp=rsvp.public_id)
     return touchpoint
 
 
-def add_resource(actor: User, *, title: str, description: str | None, upload: FileStorage,
-                 is_published: bool) -> Resource:
+def add_resource(
+    actor: User, *, title: str, description: str | None, upload: FileStorage, is_published: bool
+) -> Resource:
     data = upload.stream.read(RESOURCE_MAX_BYTES + 1)
     if len(data) > RESOURCE_MAX_BYTES:
         raise RelationshipError(f"The file is larger than {RESOURCE_MAX_BYTES // (1024 * 1024)} MB.")
     if not data.startswith(b"%PDF-"):
         raise RelationshipError("Resources must be PDF files.")
-    resource = Resource(title=title, description=description or None, filename=clean_filename(upload.filename),
-                        content_type="application/pdf", size=len(data), data=data, is_published=is_published,
-                        created_by_id=actor.id)
+    resource = Resource(
+        title=title,
+        description=description or None,
+        filename=clean_filename(upload.filename),
+        content_type="application/pdf",
+        size=len(data),
+        data=data,
+        is_published=is_published,
+        created_by_id=actor.id,
+    )
     db.session.add(resource)
     db.session.flush()
     record(AuditAction.RESOURCE_PUBLISHED, actor=actor, obj=resource, is_published=is_published)
@@ -194,6 +287,7 @@ def add_resource(actor: User, *, title: str, description: str | None, upload: Fi
 
 
 # --- monthly digest and consent reminders ----------------------------------------------------
+
 
 def send_monthly_digests(month_start: date) -> int:
     """Each partner admin gets their organization's headline numbers for one month.
@@ -207,17 +301,28 @@ def send_monthly_digests(month_start: date) -> int:
 
     month_end = month_start.replace(day=monthrange(month_start.year, month_start.month)[1])
     admins = db.session.execute(
-        select(Organization, User).join(User, User.organization_id == Organization.id)
-        .where(User.role == Role.PARTNER_ADMIN, User.is_enabled.is_(True), User.password_hash.is_not(None),
-               Organization.relationship_status != RelationshipStatus.INACTIVE)
-        .order_by(Organization.id)).all()
+        select(Organization, User)
+        .join(User, User.organization_id == Organization.id)
+        .where(
+            User.role == Role.PARTNER_ADMIN,
+            User.is_enabled.is_(True),
+            User.password_hash.is_not(None),
+            Organization.relationship_status != RelationshipStatus.INACTIVE,
+        )
+        .order_by(Organization.id)
+    ).all()
     queued, reports = 0, {}
     for org, admin in admins:
         if org.id not in reports:
             reports[org.id] = headline_figures(partner_report(org, DateRange(month_start, month_end)))
-        message = enqueue(admin.email, "monthly_digest", organization=org.name, month=f"{month_start:%B %Y}",
-                          dedupe_key=f"digest:{org.public_id}:{month_start:%Y-%m}:{admin.public_id}",
-                          **reports[org.id])
+        message = enqueue(
+            admin.email,
+            "monthly_digest",
+            organization=org.name,
+            month=f"{month_start:%B %Y}",
+            dedupe_key=f"digest:{org.public_id}:{month_start:%Y-%m}:{admin.public_id}",
+            **reports[org.id],
+        )
         queued += message.id is None
         db.session.flush()
     return queued
@@ -244,12 +349,20 @@ def send_consent_reminders(today: date) -> int:
     count = expiring_count(today, 30)
     if not count:
         return 0
-    staff = db.session.scalars(select(User).where(User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled.is_(True),
-                                                  User.password_hash.is_not(None)))
+    staff = db.session.scalars(
+        select(User).where(
+            User.role.in_([Role.STAFF, Role.ADMIN]), User.is_enabled.is_(True), User.password_hash.is_not(None)
+        )
+    )
     queued = 0
     for user in staff:
-        message = enqueue(user.email, "consent_expiring", count=count, link=external_url("consent.expiring"),
-                          dedupe_key=f"consent-expiring:{today.isoformat()}:{user.public_id}")
+        message = enqueue(
+            user.email,
+            "consent_expiring",
+            count=count,
+            link=external_url("consent.expiring"),
+            dedupe_key=f"consent-expiring:{today.isoformat()}:{user.public_id}",
+        )
         queued += message.id is None
         db.session.flush()
     return queued

@@ -1,4 +1,5 @@
 """Staff relationship workspace (/relationships) and the partners' events page (/partner/learning)."""
+
 import uuid
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, send_file, url_for
@@ -20,23 +21,34 @@ learning_bp = Blueprint("learning", __name__, url_prefix="/partner/learning")
 
 # --- the partner list -------------------------------------------------------------------
 
+
 @bp.get("/")
 @requires(Permission.RELATIONSHIPS_MANAGE)
 def organizations():
     filters = queries.ListFilters.from_args(request.args)
     today = practice_today()
     page = queries.partner_page(filters, current_user, today, cursor=cursor_arg(), per_page=per_page_arg())
-    return render_template("relationships/organizations.html", page=page, filters=filters, today=today,
-                           kinds=list(OrganizationKind), statuses=list(RelationshipStatus),
-                           staff=queries.staff_members(), import_form=forms.ImportForm())
+    return render_template(
+        "relationships/organizations.html",
+        page=page,
+        filters=filters,
+        today=today,
+        kinds=list(OrganizationKind),
+        statuses=list(RelationshipStatus),
+        staff=queries.staff_members(),
+        import_form=forms.ImportForm(),
+    )
 
 
 @bp.get("/prospects.csv")
 @requires(Permission.RELATIONSHIPS_MANAGE)
 def export_prospects():
     body = prospects.export_prospects(current_user)
-    return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename=prospects-{practice_today().isoformat()}.csv"})
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename=prospects-{practice_today().isoformat()}.csv"},
+    )
 
 
 @bp.post("/prospects/import")
@@ -54,33 +66,55 @@ def import_prospects():
             flash(error, "error")
         flash("Nothing was imported. Correct the file and try again.", "error")
         return redirect(url_for("relationships.organizations"))
-    flash(f"Imported {len(result.created)} prospect(s)"
-          + (f"; skipped {len(result.skipped)} already in the portal" if result.skipped else "") + ".", "success")
+    flash(
+        f"Imported {len(result.created)} prospect(s)"
+        + (f"; skipped {len(result.skipped)} already in the portal" if result.skipped else "")
+        + ".",
+        "success",
+    )
     return redirect(url_for("relationships.organizations", status="prospect"))
 
 
 # --- one organization -------------------------------------------------------------------
+
 
 def _organization_page(org, *, relationship_form=None, touchpoint_form=None, contact_form=None):
     staff = queries.staff_members()
     owner = queries.owner_of(org)
     today = practice_today()
     relationship_form = relationship_form or forms.RelationshipForm(
-        staff, status=org.relationship_status.value, owner=str(owner.public_id) if owner else "",
-        next_check_in=org.next_check_in)
+        staff,
+        status=org.relationship_status.value,
+        owner=str(owner.public_id) if owner else "",
+        next_check_in=org.next_check_in,
+    )
     touchpoint_form = touchpoint_form or forms.TouchpointForm(occurred_on=today)
     contact_form = contact_form or forms.ContactForm()
     months = queries.monthly_referrals(org.id, today)
-    chart = BarChart("referrals-by-month", f"Referrals from {org.name} by month",
-                     f"Referrals received from {org.name} in each of the last 12 months.", months,
-                     unit="referral", axis_labels=queries.month_axis_labels(months))
+    chart = BarChart(
+        "referrals-by-month",
+        f"Referrals from {org.name} by month",
+        f"Referrals received from {org.name} in each of the last 12 months.",
+        months,
+        unit="referral",
+        axis_labels=queries.month_axis_labels(months),
+    )
     # The outcome headline: the same suppressed aggregates the partner's own report shows.
     headline = services.headline_figures(partner_report(org, DateRange.default(today)))
     has_errors = any(f.errors for f in (relationship_form, touchpoint_form, contact_form))
-    return render_template("relationships/organization.html", org=org, owner=owner, today=today, chart=chart,
-                           contacts=queries.contacts_of(org), touchpoints=queries.touchpoints_of(org),
-                           relationship_form=relationship_form, touchpoint_form=touchpoint_form,
-                           contact_form=contact_form, headline=headline), 422 if has_errors else 200
+    return render_template(
+        "relationships/organization.html",
+        org=org,
+        owner=owner,
+        today=today,
+        chart=chart,
+        contacts=queries.contacts_of(org),
+        touchpoints=queries.touchpoints_of(org),
+        relationship_form=relationship_form,
+        touchpoint_form=touchpoint_form,
+        contact_form=contact_form,
+        headline=headline,
+    ), 422 if has_errors else 200
 
 
 @bp.get("/organizations/<uuid:org_id>")
@@ -97,8 +131,13 @@ def update_relationship(org_id: uuid.UUID):
     if not form.validate_on_submit():
         return _organization_page(org, relationship_form=form)
     owner = services.staff_member(uuid.UUID(form.owner.data)) if form.owner.data else None
-    services.update_relationship(current_user, org, status=RelationshipStatus(form.status.data), owner=owner,
-                                 next_check_in=form.next_check_in.data)
+    services.update_relationship(
+        current_user,
+        org,
+        status=RelationshipStatus(form.status.data),
+        owner=owner,
+        next_check_in=form.next_check_in.data,
+    )
     flash("Relationship updated.", "success")
     return redirect(url_for("relationships.organization", org_id=org.public_id))
 
@@ -110,8 +149,14 @@ def log_touchpoint(org_id: uuid.UUID):
     form = forms.TouchpointForm()
     if not form.validate_on_submit():
         return _organization_page(org, touchpoint_form=form)
-    services.log_touchpoint(current_user, org, kind=TouchpointKind(form.kind.data), occurred_on=form.occurred_on.data,
-                            note=form.note.data, next_check_in=form.next_check_in.data)
+    services.log_touchpoint(
+        current_user,
+        org,
+        kind=TouchpointKind(form.kind.data),
+        occurred_on=form.occurred_on.data,
+        note=form.note.data,
+        next_check_in=form.next_check_in.data,
+    )
     flash("Touchpoint logged" + (" and next check-in set." if form.next_check_in.data else "."), "success")
     return redirect(url_for("relationships.organization", org_id=org.public_id))
 
@@ -123,27 +168,42 @@ def add_contact(org_id: uuid.UUID):
     form = forms.ContactForm()
     if not form.validate_on_submit():
         return _organization_page(org, contact_form=form)
-    services.add_contact(current_user, org, name=form.name.data, title=form.title.data, email=form.email.data,
-                         phone=form.phone.data, is_primary=form.is_primary.data)
+    services.add_contact(
+        current_user,
+        org,
+        name=form.name.data,
+        title=form.title.data,
+        email=form.email.data,
+        phone=form.phone.data,
+        is_primary=form.is_primary.data,
+    )
     flash(f"Contact {form.name.data} added.", "success")
     return redirect(url_for("relationships.organization", org_id=org.public_id))
 
 
 # --- events and resources (staff) ---------------------------------------------------------
 
+
 @bp.route("/events", methods=["GET", "POST"])
 @requires(Permission.RELATIONSHIPS_MANAGE)
 def events():
     form = forms.EventForm()
     if form.validate_on_submit():
-        event = services.publish_event(current_user, title=form.title.data, kind=EventKind(form.kind.data),
-                                       starts_at=form.starts_at_utc(), location=form.location.data,
-                                       description=form.description.data, is_published=form.is_published.data)
+        event = services.publish_event(
+            current_user,
+            title=form.title.data,
+            kind=EventKind(form.kind.data),
+            starts_at=form.starts_at_utc(),
+            location=form.location.data,
+            description=form.description.data,
+            is_published=form.is_published.data,
+        )
         flash(f"Event “{event.title}” {'published' if event.is_published else 'saved as a draft'}.", "success")
         return redirect(url_for("relationships.event", event_id=event.public_id))
     all_events = queries.events_for_staff()
-    return render_template("relationships/events.html", form=form, events=all_events,
-                           going=queries.rsvp_counts(all_events)), form_status(form)
+    return render_template(
+        "relationships/events.html", form=form, events=all_events, going=queries.rsvp_counts(all_events)
+    ), form_status(form)
 
 
 @bp.get("/events/<uuid:event_id>")
@@ -169,15 +229,21 @@ def resources():
     form = forms.ResourceForm()
     if form.validate_on_submit():
         try:
-            resource = services.add_resource(current_user, title=form.title.data, description=form.description.data,
-                                             upload=form.file.data, is_published=form.is_published.data)
+            resource = services.add_resource(
+                current_user,
+                title=form.title.data,
+                description=form.description.data,
+                upload=form.file.data,
+                is_published=form.is_published.data,
+            )
         except services.RelationshipError as exc:
             form.file.errors.append(str(exc))
         else:
             flash(f"Resource “{resource.title}” added.", "success")
             return redirect(url_for("relationships.resources"))
-    return render_template("relationships/resources.html", form=form,
-                           resources=queries.resources(published_only=False)), form_status(form)
+    return render_template(
+        "relationships/resources.html", form=form, resources=queries.resources(published_only=False)
+    ), form_status(form)
 
 
 @bp.get("/resources/<uuid:resource_id>")
@@ -189,18 +255,27 @@ def download_resource(resource_id: uuid.UUID):
 def _send(resource):
     import io
 
-    return send_file(io.BytesIO(resource.data), mimetype=resource.content_type, as_attachment=True,
-                     download_name=resource.filename, max_age=0)
+    return send_file(
+        io.BytesIO(resource.data),
+        mimetype=resource.content_type,
+        as_attachment=True,
+        download_name=resource.filename,
+        max_age=0,
+    )
 
 
 # --- the partners' side -----------------------------------------------------------------
 
+
 @learning_bp.get("/")
 @requires(Permission.LEARNING_VIEW)
 def index():
-    return render_template("relationships/learning.html", events=queries.upcoming_events_for_partners(),
-                           responses=queries.responses_of(current_user),
-                           resources=queries.resources(published_only=True))
+    return render_template(
+        "relationships/learning.html",
+        events=queries.upcoming_events_for_partners(),
+        responses=queries.responses_of(current_user),
+        resources=queries.resources(published_only=True),
+    )
 
 
 @learning_bp.post("/events/<uuid:event_id>/rsvp")
@@ -216,8 +291,11 @@ def rsvp(event_id: uuid.UUID):
     except services.RelationshipError as exc:
         flash(str(exc), "error")
         return redirect(url_for("learning.index"))
-    flash(f"Thank you: you are {'registered for' if answer.response is RsvpResponse.GOING else 'not attending'} "
-          f"“{ev.title}”.", "success")
+    flash(
+        f"Thank you: you are {'registered for' if answer.response is RsvpResponse.GOING else 'not attending'} "
+        f"“{ev.title}”.",
+        "success",
+    )
     return redirect(url_for("learning.index"))
 
 

@@ -1,10 +1,16 @@
 """An organization's OpenID provider and the e-mail domains it vouches for."""
+
+from typing import TYPE_CHECKING
+
 from sqlalchemy import ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import PkMixin, TimestampMixin
 from portal.core.phi import encrypted
 from portal.extensions import db
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.partners.models import Organization
 
 
 class OidcProvider(PkMixin, TimestampMixin, db.Model):
@@ -20,8 +26,13 @@ class OidcProvider(PkMixin, TimestampMixin, db.Model):
     is_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
-    domains: Mapped[list["SsoDomain"]] = relationship("SsoDomain", lazy="selectin", cascade="all, delete-orphan",
-                           order_by="SsoDomain.domain", back_populates="provider")
+    domains: Mapped[list["SsoDomain"]] = relationship(
+        "SsoDomain",
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        order_by="SsoDomain.domain",
+        back_populates="provider",
+    )
 
     @property
     def domain_names(self) -> list[str]:

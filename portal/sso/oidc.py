@@ -6,6 +6,7 @@ to the token endpoint; joserfc (Authlib's JOSE library) checks the ID token's si
 against the provider's published keys and its claims. Nothing here logs or returns a
 token, a code or a secret: failures carry a short reason code for the audit log.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -20,7 +21,11 @@ from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import (
-    BadSignatureError, ExpiredTokenError, InvalidClaimError, InvalidKeyIdError, JoseError,
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidKeyIdError,
+    JoseError,
     MissingClaimError,
 )
 from joserfc.jwk import KeySet
@@ -84,8 +89,9 @@ def _get_json(url: str, access_token: str | None = None) -> dict:
     if access_token:
         headers["Authorization"] = f"Bearer {access_token}"
     try:
-        response = requests.get(url, timeout=current_app.config["OIDC_HTTP_TIMEOUT"], allow_redirects=False,
-                                headers=headers)
+        response = requests.get(
+            url, timeout=current_app.config["OIDC_HTTP_TIMEOUT"], allow_redirects=False, headers=headers
+        )
         response.raise_for_status()
         data = response.json()
     except (requests.RequestException, ValueError):
@@ -113,7 +119,10 @@ def discover(issuer: str, *, refresh: bool = False) -> ProviderMetadata:
     for url in endpoints + ([userinfo] if userinfo else []):
         check_url(url)
     result = ProviderMetadata(
-        issuer=issuer, authorization_endpoint=endpoints[0], token_endpoint=endpoints[1], jwks_uri=endpoints[2],
+        issuer=issuer,
+        authorization_endpoint=endpoints[0],
+        token_endpoint=endpoints[1],
+        jwks_uri=endpoints[2],
         userinfo_endpoint=userinfo,
         token_auth_methods=tuple(meta.get("token_endpoint_auth_methods_supported") or ("client_secret_basic",)),
         keys=_fetch_keys(endpoints[2]),
@@ -137,25 +146,40 @@ def forget(issuer: str) -> None:
         _cache.pop(issuer, None)
 
 
-def authorization_url(meta: ProviderMetadata, *, client_id: str, redirect_uri: str, state: str, nonce: str,
-                      code_verifier: str, login_hint: str | None = None) -> str:
+def authorization_url(
+    meta: ProviderMetadata,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    state: str,
+    nonce: str,
+    code_verifier: str,
+    login_hint: str | None = None,
+) -> str:
     client = OAuth2Session(client_id, scope=SCOPE, redirect_uri=redirect_uri, code_challenge_method="S256")
     extra = {"login_hint": login_hint} if login_hint else {}
-    url, _ = client.create_authorization_url(meta.authorization_endpoint, state=state, nonce=nonce,
-                                             code_verifier=code_verifier, **extra)
+    url, _ = client.create_authorization_url(
+        meta.authorization_endpoint, state=state, nonce=nonce, code_verifier=code_verifier, **extra
+    )
     return url
 
 
-def exchange_code(meta: ProviderMetadata, *, client_id: str, client_secret: str, redirect_uri: str,
-                  code: str, code_verifier: str) -> dict:
+def exchange_code(
+    meta: ProviderMetadata, *, client_id: str, client_secret: str, redirect_uri: str, code: str, code_verifier: str
+) -> dict:
     """Trade the authorization code (with the PKCE verifier) for the token response."""
     method = "client_secret_basic" if "client_secret_basic" in meta.token_auth_methods else "client_secret_post"
     client = OAuth2Session(client_id, client_secret, redirect_uri=redirect_uri, token_endpoint_auth_method=method)
     try:
         with client:
-            token = client.fetch_token(meta.token_endpoint, grant_type="authorization_code", code=code,
-                                       code_verifier=code_verifier, allow_redirects=False,
-                                       timeout=current_app.config["OIDC_HTTP_TIMEOUT"])
+            token = client.fetch_token(
+                meta.token_endpoint,
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=code_verifier,
+                allow_redirects=False,
+                timeout=current_app.config["OIDC_HTTP_TIMEOUT"],
+            )
     except (OAuthError, requests.RequestException, ValueError):
         raise OidcError("token_exchange_failed") from None
     if not isinstance(token.get("id_token"), str):
@@ -176,8 +200,9 @@ def with_userinfo(claims: dict, meta: ProviderMetadata, access_token: str | None
     return {**claims, "email": info.get("email"), "email_verified": info.get("email_verified")}
 
 
-def validate_id_token(id_token: str, *, issuer: str, client_id: str, nonce: str, keys: KeySet,
-                      now: int | None = None) -> dict:
+def validate_id_token(
+    id_token: str, *, issuer: str, client_id: str, nonce: str, keys: KeySet, now: int | None = None
+) -> dict:
     """The ID token's claims once signature and claims check out (OIDC Core 3.1.3.7)."""
     try:
         token = jwt.decode(id_token, keys, algorithms=ALLOWED_ALGORITHMS)
@@ -189,7 +214,8 @@ def validate_id_token(id_token: str, *, issuer: str, client_id: str, nonce: str,
         raise OidcError("malformed_token") from None
     claims = token.claims
     registry = jwt.JWTClaimsRegistry(
-        now=now, leeway=LEEWAY_SECONDS,
+        now=now,
+        leeway=LEEWAY_SECONDS,
         iss={"essential": True, "value": issuer},
         aud={"essential": True, "value": client_id},
         sub={"essential": True},

@@ -5,6 +5,7 @@ Sign-in is matched on the provider's *verified* e-mail address, inside the domai
 organization was given, against an existing active account of that organization. No
 account is ever created here; an unmatched person is refused with a clear message.
 """
+
 import re
 import secrets
 import time
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from flask import session
 from sqlalchemy import func, select
 
-from portal.audit.services import AuditAction, record, record_access
 from portal.accounts.models import User
+from portal.audit.services import AuditAction, record, record_access
 from portal.core.errors import PortalError, UserError
 from portal.core.urls import external_url
 from portal.extensions import db
@@ -27,8 +28,10 @@ PENDING_SECONDS = 600  # time allowed at the provider's sign-in page
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 TRY_AGAIN = "Please start again from the sign-in page."
-NOT_VERIFIED = ("We could not verify the sign-in from your organization's identity provider. "
-                "Please try again; if it keeps failing, tell your organization's portal administrator.")
+NOT_VERIFIED = (
+    "We could not verify the sign-in from your organization's identity provider. "
+    "Please try again; if it keeps failing, tell your organization's portal administrator."
+)
 
 
 class SsoConfigError(UserError):
@@ -55,6 +58,7 @@ class SsoResult:
 
 # --- configuration ----------------------------------------------------------------------
 
+
 def provider_of(org) -> OidcProvider | None:
     return db.session.scalar(select(OidcProvider).where(OidcProvider.organization_id == org.id))
 
@@ -69,12 +73,16 @@ def parse_domains(text: str) -> list[str]:
     return names
 
 
-def configure(actor: User, org, *, issuer: str, client_id: str, client_secret: str | None,
-              domains: list[str], enabled: bool) -> OidcProvider:
+def configure(
+    actor: User, org, *, issuer: str, client_id: str, client_secret: str | None, domains: list[str], enabled: bool
+) -> OidcProvider:
     """Create or update the organization's provider after checking it answers discovery."""
     provider = provider_of(org)
-    taken = db.session.scalars(select(SsoDomain.domain).join(OidcProvider).where(
-        SsoDomain.domain.in_(domains), OidcProvider.organization_id != org.id)).all()
+    taken = db.session.scalars(
+        select(SsoDomain.domain)
+        .join(OidcProvider)
+        .where(SsoDomain.domain.in_(domains), OidcProvider.organization_id != org.id)
+    ).all()
     if taken:
         raise SsoConfigError("domains", f"Already used by another organization: {', '.join(sorted(taken))}.")
     if provider is None and not client_secret:
@@ -94,8 +102,15 @@ def configure(actor: User, org, *, issuer: str, client_id: str, client_secret: s
     current = {d.domain: d for d in provider.domains}
     provider.domains = [current.get(d) or SsoDomain(domain=d) for d in domains]
     db.session.flush()
-    record(AuditAction.SSO_CONFIGURED, actor=actor, obj=org, issuer=issuer, domains=",".join(domains),
-           enabled=enabled, secret_changed=bool(client_secret))
+    record(
+        AuditAction.SSO_CONFIGURED,
+        actor=actor,
+        obj=org,
+        issuer=issuer,
+        domains=",".join(domains),
+        enabled=enabled,
+        secret_changed=bool(client_secret),
+    )
     return provider
 
 
@@ -110,10 +125,12 @@ def _config_message(reason: str) -> str:
 
 # --- sign-in ------------------------------------------------------------------------------
 
+
 def provider_for_email(email: str) -> OidcProvider | None:
     domain = email.strip().lower().rpartition("@")[2]
-    return db.session.scalar(select(OidcProvider).join(SsoDomain).where(
-        SsoDomain.domain == domain, OidcProvider.is_enabled.is_(True)))
+    return db.session.scalar(
+        select(OidcProvider).join(SsoDomain).where(SsoDomain.domain == domain, OidcProvider.is_enabled.is_(True))
+    )
 
 
 def redirect_uri() -> str:
@@ -124,12 +141,24 @@ def begin(provider: OidcProvider, email: str, next_path: str | None) -> str:
     """The provider's authorization URL; state, nonce and PKCE verifier wait in the session."""
     meta = oidc.discover(provider.issuer)
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
-    session[PENDING_KEY] = {"state": state, "nonce": nonce, "verifier": verifier,
-                            "provider": str(provider.public_id), "exp": int(time.time()) + PENDING_SECONDS,
-                            "next": next_path}
+    session[PENDING_KEY] = {
+        "state": state,
+        "nonce": nonce,
+        "verifier": verifier,
+        "provider": str(provider.public_id),
+        "exp": int(time.time()) + PENDING_SECONDS,
+        "next": next_path,
+    }
     record_access(AuditAction.SSO_STARTED, obj=provider.organization)
-    return oidc.authorization_url(meta, client_id=provider.client_id, redirect_uri=redirect_uri(), state=state,
-                                  nonce=nonce, code_verifier=verifier, login_hint=email)
+    return oidc.authorization_url(
+        meta,
+        client_id=provider.client_id,
+        redirect_uri=redirect_uri(),
+        state=state,
+        nonce=nonce,
+        code_verifier=verifier,
+        login_hint=email,
+    )
 
 
 def complete(args) -> SsoResult:
@@ -139,23 +168,31 @@ def complete(args) -> SsoResult:
         raise _failed("no_pending_state", "This sign-in attempt expired or was already used. " + TRY_AGAIN)
     if not secrets.compare_digest(str(args.get("state", "")), pending["state"]):
         raise _failed("state_mismatch", "This sign-in attempt does not match this browser. " + TRY_AGAIN)
-    provider = db.session.scalar(select(OidcProvider).where(
-        OidcProvider.public_id == uuid.UUID(pending["provider"]), OidcProvider.is_enabled.is_(True)))
+    provider = db.session.scalar(
+        select(OidcProvider).where(
+            OidcProvider.public_id == uuid.UUID(pending["provider"]), OidcProvider.is_enabled.is_(True)
+        )
+    )
     if provider is None:
         raise _failed("provider_disabled", "Single sign-on is no longer set up for your organization.")
     org = provider.organization
     if args.get("error"):
-        raise _failed("provider_error", "Your organization's sign-in was cancelled or refused. " + TRY_AGAIN,
-                      org=org)
+        raise _failed("provider_error", "Your organization's sign-in was cancelled or refused. " + TRY_AGAIN, org=org)
     if args.get("iss") is not None and args.get("iss") != provider.issuer:  # RFC 9207 mix-up defence
         raise _failed("iss_mismatch", NOT_VERIFIED, org=org)
     try:
         meta = oidc.discover(provider.issuer)
-        tokens = oidc.exchange_code(meta, client_id=provider.client_id, client_secret=provider.client_secret,
-                                    redirect_uri=redirect_uri(), code=str(args.get("code", "")),
-                                    code_verifier=pending["verifier"])
-        claims = oidc.validate_with_refresh(tokens["id_token"], meta, client_id=provider.client_id,
-                                            nonce=pending["nonce"])
+        tokens = oidc.exchange_code(
+            meta,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret,
+            redirect_uri=redirect_uri(),
+            code=str(args.get("code", "")),
+            code_verifier=pending["verifier"],
+        )
+        claims = oidc.validate_with_refresh(
+            tokens["id_token"], meta, client_id=provider.client_id, nonce=pending["nonce"]
+        )
         claims = oidc.with_userinfo(claims, meta, tokens.get("access_token"))
     except oidc.OidcError as exc:
         raise _failed(exc.reason, NOT_VERIFIED, org=org) from None
@@ -168,21 +205,42 @@ def match_user(provider: OidcProvider, claims: dict) -> User:
     org = provider.organization
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email or claims.get("email_verified") not in (True, "true"):
-        raise _failed("email_not_verified", "Your organization's identity provider did not confirm your e-mail "
-                      "address, so we cannot match it to a portal account.", 403, org=org)
+        raise _failed(
+            "email_not_verified",
+            "Your organization's identity provider did not confirm your e-mail "
+            "address, so we cannot match it to a portal account.",
+            403,
+            org=org,
+        )
     email = email.strip().lower()
     if email.rpartition("@")[2] not in provider.domain_names:
-        raise _failed("domain_not_allowed", f"Your e-mail address is not in a domain that {org.name} uses "
-                      "with this portal. Sign in with your portal password instead.", 403, org=org)
-    user = db.session.scalar(select(User).where(func.lower(User.email) == email,
-                                                User.organization_id == provider.organization_id))
+        raise _failed(
+            "domain_not_allowed",
+            f"Your e-mail address is not in a domain that {org.name} uses "
+            "with this portal. Sign in with your portal password instead.",
+            403,
+            org=org,
+        )
+    user = db.session.scalar(
+        select(User).where(func.lower(User.email) == email, User.organization_id == provider.organization_id)
+    )
     if user is None or not user.is_active:
-        raise _failed("no_account", f"There is no active portal account for your e-mail address at {org.name}. "
-                      "Ask your organization's portal administrator to invite you: accounts are not created "
-                      "automatically.", 403, org=org)
+        raise _failed(
+            "no_account",
+            f"There is no active portal account for your e-mail address at {org.name}. "
+            "Ask your organization's portal administrator to invite you: accounts are not created "
+            "automatically.",
+            403,
+            org=org,
+        )
     if user.is_locked:
-        raise _failed("locked", "This account is locked for a while after too many attempts. Try again later.",
-                      403, org=org, user=user)
+        raise _failed(
+            "locked",
+            "This account is locked for a while after too many attempts. Try again later.",
+            403,
+            org=org,
+            user=user,
+        )
     return user
 
 

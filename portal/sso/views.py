@@ -1,14 +1,15 @@
 """'Sign in with your organization', the provider's callback, and the admin's settings page."""
+
 import uuid
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal.core.urls import safe_next_path as _safe_next
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, public, requires
 from portal.core.unit_of_work import begin_writing, reads_first
+from portal.core.urls import safe_next_path as _safe_next
 from portal.extensions import db, limiter
 from portal.mfa import flow
 from portal.partners.models import Organization
@@ -58,8 +59,7 @@ def callback():
     except services.SsoFailure as exc:
         return render_template("sso/refused.html", message=exc.message), exc.status
     begin_writing()  # the provider vouched for the user: now start the session
-    return flow.after_first_factor(result.user, "oidc", next_path=_safe_next(result.next_path),
-                                   idp_mfa=result.idp_mfa)
+    return flow.after_first_factor(result.user, "oidc", next_path=_safe_next(result.next_path), idp_mfa=result.idp_mfa)
 
 
 @bp.route("/admin/organizations/<uuid:org_id>/sso", methods=["GET", "POST"])
@@ -67,14 +67,28 @@ def callback():
 def configure(org_id: uuid.UUID):
     org = db.first_or_404(select(Organization).where(Organization.public_id == org_id))
     provider = services.provider_of(org)
-    current = {"issuer": provider.issuer, "client_id": provider.client_id, "is_enabled": provider.is_enabled,
-               "domains": "\n".join(provider.domain_names)} if provider else {}
+    current = (
+        {
+            "issuer": provider.issuer,
+            "client_id": provider.client_id,
+            "is_enabled": provider.is_enabled,
+            "domains": "\n".join(provider.domain_names),
+        }
+        if provider
+        else {}
+    )
     form = OidcProviderForm(data=current if request.method == "GET" else None)
     if form.validate_on_submit():
         try:
-            services.configure(current_user, org, issuer=form.issuer.data, client_id=form.client_id.data,
-                               client_secret=form.client_secret.data or None,
-                               domains=services.parse_domains(form.domains.data), enabled=form.is_enabled.data)
+            services.configure(
+                current_user,
+                org,
+                issuer=form.issuer.data,
+                client_id=form.client_id.data,
+                client_secret=form.client_secret.data or None,
+                domains=services.parse_domains(form.domains.data),
+                enabled=form.is_enabled.data,
+            )
         except services.SsoConfigError as exc:
             form[exc.field].errors.append(exc.message)
         else:

@@ -3,14 +3,27 @@
 Compares against the decrypted fields in memory only. The result names the *kind* of
 identifier found, never the value, so it can be shown, flashed or audited safely.
 """
+
 import re
 import unicodedata
 from datetime import date
 
 from portal.patients.models import Patient
 
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def _fold(text: str) -> str:
@@ -30,11 +43,21 @@ def _has_word(haystack: str, needle: str) -> bool:
 
 def _date_forms(day: date) -> list[str]:
     month = MONTHS[day.month - 1]
-    return [day.isoformat(), f"{day.month}/{day.day}/{day.year}", f"{day.month:02d}/{day.day:02d}/{day.year}",
-            f"{day.month}-{day.day}-{day.year}", f"{day.month:02d}-{day.day:02d}-{day.year}",
-            f"{month} {day.day}, {day.year}", f"{month} {day.day} {day.year}", f"{month[:3]} {day.day}, {day.year}",
-            f"{month[:3]} {day.day} {day.year}", f"{month[:3]}. {day.day}, {day.year}", f"{day.day} {month} {day.year}",
-            f"{day.day} {month[:3]} {day.year}", f"{day.month}/{day.day}/{day.year % 100:02d}"]
+    return [
+        day.isoformat(),
+        f"{day.month}/{day.day}/{day.year}",
+        f"{day.month:02d}/{day.day:02d}/{day.year}",
+        f"{day.month}-{day.day}-{day.year}",
+        f"{day.month:02d}-{day.day:02d}-{day.year}",
+        f"{month} {day.day}, {day.year}",
+        f"{month} {day.day} {day.year}",
+        f"{month[:3]} {day.day}, {day.year}",
+        f"{month[:3]} {day.day} {day.year}",
+        f"{month[:3]}. {day.day}, {day.year}",
+        f"{day.day} {month} {day.year}",
+        f"{day.day} {month[:3]} {day.year}",
+        f"{day.month}/{day.day}/{day.year % 100:02d}",
+    ]
 
 
 def _digit_runs(text: str) -> list[str]:
@@ -48,9 +71,10 @@ def findings(patient: Patient, *texts: str) -> list[str]:
     found = []
     if patient.given_name and _has_word(haystack, patient.given_name):
         found.append("the patient's first name")
-    if patient.family_name and (_has_word(haystack, patient.family_name)
-                                or any(_has_word(haystack, part) for part in re.split(r"[\s\-]+", patient.family_name)
-                                       if len(part) > 2)):
+    if patient.family_name and (
+        _has_word(haystack, patient.family_name)
+        or any(_has_word(haystack, part) for part in re.split(r"[\s\-]+", patient.family_name) if len(part) > 2)
+    ):
         found.append("the patient's last name")
     if patient.birth_date and any(_fold(form) in haystack for form in _date_forms(patient.birth_date)):
         found.append("the patient's date of birth")
@@ -64,7 +88,10 @@ def findings(patient: Patient, *texts: str) -> list[str]:
         words = _fold(line1).split()
         number_and_street = " ".join(words[:2]) if len(words) >= 2 else ""
         street = " ".join(w for w in words if not w.isdigit())
-        if _fold(line1) in haystack or (number_and_street and number_and_street in haystack) or \
-                (len(street) > 4 and _has_word(haystack, street)):
+        if (
+            _fold(line1) in haystack
+            or (number_and_street and number_and_street in haystack)
+            or (len(street) > 4 and _has_word(haystack, street))
+        ):
             found.append("the patient's street address")
     return found

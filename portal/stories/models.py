@@ -1,6 +1,9 @@
-"""Success stories: written by staff about one patient, shown to partners only while that patient's consent allows it."""
+"""Success stories: written by staff about one patient, shown to partners only while that patient's
+consent allows it."""
+
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -8,6 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
 from portal.core.phi import encrypted
 from portal.extensions import db
+
+if TYPE_CHECKING:  # annotations only: the models resolve each other by name at runtime
+    from portal.accounts.models import User
+    from portal.patients.models import Patient
 
 
 class Condition(enum.StrEnum):
@@ -29,10 +36,17 @@ class Condition(enum.StrEnum):
 
 
 CONDITION_LABELS = {
-    Condition.BACK: "Back pain", Condition.NECK: "Neck pain", Condition.SHOULDER: "Shoulder",
-    Condition.HAND_WRIST: "Hand and wrist", Condition.HIP: "Hip", Condition.KNEE: "Knee",
-    Condition.FOOT_ANKLE: "Foot and ankle", Condition.POST_OPERATIVE: "After surgery",
-    Condition.SPORTS: "Sports injury", Condition.VESTIBULAR: "Dizziness and balance", Condition.OTHER: "Other",
+    Condition.BACK: "Back pain",
+    Condition.NECK: "Neck pain",
+    Condition.SHOULDER: "Shoulder",
+    Condition.HAND_WRIST: "Hand and wrist",
+    Condition.HIP: "Hip",
+    Condition.KNEE: "Knee",
+    Condition.FOOT_ANKLE: "Foot and ankle",
+    Condition.POST_OPERATIVE: "After surgery",
+    Condition.SPORTS: "Sports injury",
+    Condition.VESTIBULAR: "Dizziness and balance",
+    Condition.OTHER: "Other",
 }
 
 

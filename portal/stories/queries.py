@@ -1,4 +1,5 @@
 """Which stories partners see: published *and* covered today by a publication consent (query time)."""
+
 import uuid
 
 from flask import abort
@@ -18,20 +19,26 @@ def is_visible() -> ColumnElement[bool]:
 
 
 def referred_by(user: User) -> ColumnElement[bool]:
-    return exists(select(Referral.id).where(Referral.patient_id == Story.patient_id,
-                                            Referral.organization_id == user.organization_id))
+    return exists(
+        select(Referral.id).where(
+            Referral.patient_id == Story.patient_id, Referral.organization_id == user.organization_id
+        )
+    )
 
 
-def published_stories(user: User, condition: Condition | None = None, *, cursor: str | None = None,
-                      per_page: int = DEFAULT_PER_PAGE) -> Page[tuple[Story, bool]]:
+def published_stories(
+    user: User, condition: Condition | None = None, *, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE
+) -> Page[tuple[Story, bool]]:
     """(story, referred by the user's organization), those first, then newest first."""
     mine = case((referred_by(user), 1), else_=0)
     query: Select = select(Story, mine).where(is_visible())
     if condition is not None:
         query = query.where(Story.condition == condition)
-    keys = (SortKey(mine, lambda row: row[1], descending=True),
-            SortKey(Story.published_at, lambda row: row[0].published_at, descending=True),
-            SortKey(Story.id, lambda row: row[0].id, descending=True))
+    keys = (
+        SortKey(mine, lambda row: row[1], descending=True),
+        SortKey(Story.published_at, lambda row: row[0].published_at, descending=True),
+        SortKey(Story.id, lambda row: row[0].id, descending=True),
+    )
     page = paginate(query, keys, listing=f"stories:{condition or ''}", cursor=cursor, per_page=per_page, scalars=False)
     page.items = [(story, bool(flag)) for story, flag in page.items]
     return page
@@ -46,10 +53,13 @@ def get_published_or_404(user: User, public_id: uuid.UUID) -> tuple[Story, bool]
 
 def staff_stories(*, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE) -> Page[tuple[Story, bool]]:
     """Every story with whether partners can see it right now, last changed first."""
-    keys = (SortKey(Story.updated_at, lambda row: row[0].updated_at, descending=True),
-            SortKey(Story.id, lambda row: row[0].id, descending=True))
-    page = paginate(select(Story, is_visible()), keys, listing="staff-stories", cursor=cursor, per_page=per_page,
-                    scalars=False)
+    keys = (
+        SortKey(Story.updated_at, lambda row: row[0].updated_at, descending=True),
+        SortKey(Story.id, lambda row: row[0].id, descending=True),
+    )
+    page = paginate(
+        select(Story, is_visible()), keys, listing="staff-stories", cursor=cursor, per_page=per_page, scalars=False
+    )
     page.items = [(story, bool(visible)) for story, visible in page.items]
     return page
 

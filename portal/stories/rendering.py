@@ -1,4 +1,5 @@
 """Markdown to sanitized HTML: markdown-it-py (raw HTML off) then nh3 (an allow-list sanitizer)."""
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -13,6 +14,11 @@ def render_markdown(text: str) -> Markup:
     html = _MD.render(text or "")
     # Headings a writer types as "#" become h2: the page already has its h1.
     html = html.replace("<h1>", "<h2>").replace("</h1>", "</h2>")
-    clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
-                      link_rel="noopener noreferrer nofollow")
+    clean = nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
     return Markup(clean)

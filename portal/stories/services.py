@@ -1,6 +1,7 @@
 """Write, publish and withdraw success stories. Add and flush; the request commits."""
-from portal.audit.services import AuditAction, record, record_access
+
 from portal.accounts.models import User
+from portal.audit.services import AuditAction, record, record_access
 from portal.core.errors import UserError
 from portal.core.time import now_utc
 from portal.extensions import db
@@ -22,8 +23,9 @@ class IdentifiersFound(StoryError):
         self.kinds = kinds
 
 
-def save_story(actor: User, patient: Patient, story: Story | None, *, title: str, condition: Condition,
-               highlight: str, body: str) -> Story:
+def save_story(
+    actor: User, patient: Patient, story: Story | None, *, title: str, condition: Condition, highlight: str, body: str
+) -> Story:
     created = story is None
     if created:
         story = Story(patient_id=patient.id, author_id=actor.id, state=StoryState.DRAFT)
@@ -31,30 +33,44 @@ def save_story(actor: User, patient: Patient, story: Story | None, *, title: str
     story.title, story.highlight, story.body_markdown, story.condition = title, highlight, body, condition
     story.updated_at = now_utc()
     db.session.flush()
-    record(AuditAction.STORY_WRITTEN, actor=actor, obj=story, patient_id=patient.public_id,
-           change="created" if created else "edited")
+    record(
+        AuditAction.STORY_WRITTEN,
+        actor=actor,
+        obj=story,
+        patient_id=patient.public_id,
+        change="created" if created else "edited",
+    )
     return story
 
 
 def check_identifiers(actor: User, story: Story) -> list[str]:
     """Reads the patient's identifiers to compare them (in memory): an audited PHI read."""
     patient = story.patient
-    record_access(AuditAction.PHI_READ, actor=actor, obj=story, patient_id=patient.public_id, view="story_deidentification")
+    record_access(
+        AuditAction.PHI_READ, actor=actor, obj=story, patient_id=patient.public_id, view="story_deidentification"
+    )
     return deidentify.findings(patient, story.title, story.highlight, story.body_markdown)
 
 
 def publish(actor: User, story: Story, *, acknowledged: bool) -> list[str]:
     """Publish if a consent in effect today allows it; identifiers found stop it unless acknowledged."""
     if not consent_allows_publication(story.patient_id):
-        raise StoryError("The patient has no consent in effect that allows publishing a success story. "
-                         "Record one on the patient's page first.")
+        raise StoryError(
+            "The patient has no consent in effect that allows publishing a success story. "
+            "Record one on the patient's page first."
+        )
     kinds = check_identifiers(actor, story)
     if kinds and not acknowledged:
         raise IdentifiersFound(kinds)
     story.state, story.published_at = StoryState.PUBLISHED, now_utc()
     db.session.flush()
-    record(AuditAction.STORY_PUBLISHED, actor=actor, obj=story, patient_id=story.patient.public_id,
-           warnings_acknowledged=len(kinds))
+    record(
+        AuditAction.STORY_PUBLISHED,
+        actor=actor,
+        obj=story,
+        patient_id=story.patient.public_id,
+        warnings_acknowledged=len(kinds),
+    )
     return kinds
 
 

@@ -1,4 +1,5 @@
 """Success stories: staff write and publish; partners browse what consent allows."""
+
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -19,10 +20,13 @@ bp = Blueprint("stories", __name__)
 
 # --- staff ------------------------------------------------------------------------------
 
+
 @bp.get("/staff/stories")
 @requires(Permission.STORIES_WRITE)
 def index():
-    return render_template("stories/index.html", page=queries.staff_stories(cursor=cursor_arg(), per_page=per_page_arg()))
+    return render_template(
+        "stories/index.html", page=queries.staff_stories(cursor=cursor_arg(), per_page=per_page_arg())
+    )
 
 
 @bp.route("/staff/patients/<uuid:patient_id>/stories/new", methods=["GET", "POST"])
@@ -31,23 +35,36 @@ def new(patient_id: uuid.UUID):
     patient = get_patient_or_404(current_user, patient_id)
     form = StoryForm()
     if form.validate_on_submit():
-        story = services.save_story(current_user, patient, None, title=form.title.data,
-                                    condition=Condition(form.condition.data), highlight=form.highlight.data,
-                                    body=form.body.data)
+        story = services.save_story(
+            current_user,
+            patient,
+            None,
+            title=form.title.data,
+            condition=Condition(form.condition.data),
+            highlight=form.highlight.data,
+            body=form.body.data,
+        )
         flash("Story saved as a draft. Check it, then publish.", "success")
         return redirect(url_for("stories.edit", story_id=story.public_id))
     record_access(AuditAction.PHI_READ, actor=current_user, obj=patient, patient_id=patient.public_id, view="story_new")
-    return form_page("stories/new.html", form, patient=patient,
-                     consent_ok=queries.consent_allows_publication(patient.id))
+    return form_page(
+        "stories/new.html", form, patient=patient, consent_ok=queries.consent_allows_publication(patient.id)
+    )
 
 
 def _edit_page(story, form=None, publish_form=None, kinds=None, status=None):
     form = form or StoryForm(obj=story, body=story.body_markdown)
     record_access(AuditAction.PHI_READ, actor=current_user, obj=story, patient_id=story.patient.public_id, view="story")
-    page = render_template("stories/edit.html", story=story, form=form, publish_form=publish_form or PublishForm(),
-                           kinds=kinds or [], preview=render_markdown(story.body_markdown),
-                           visible=queries.story_is_visible(story),
-                           consent_ok=queries.consent_allows_publication(story.patient_id))
+    page = render_template(
+        "stories/edit.html",
+        story=story,
+        form=form,
+        publish_form=publish_form or PublishForm(),
+        kinds=kinds or [],
+        preview=render_markdown(story.body_markdown),
+        visible=queries.story_is_visible(story),
+        consent_ok=queries.consent_allows_publication(story.patient_id),
+    )
     return page, status or (422 if form.errors or kinds else 200)
 
 
@@ -57,9 +74,15 @@ def edit(story_id: uuid.UUID):
     story = queries.get_story_or_404(story_id)
     form = StoryForm() if request.method == "POST" else None
     if form is not None and form.validate_on_submit():
-        services.save_story(current_user, story.patient, story, title=form.title.data,
-                            condition=Condition(form.condition.data), highlight=form.highlight.data,
-                            body=form.body.data)
+        services.save_story(
+            current_user,
+            story.patient,
+            story,
+            title=form.title.data,
+            condition=Condition(form.condition.data),
+            highlight=form.highlight.data,
+            body=form.body.data,
+        )
         flash("Story saved.", "success")
         return redirect(url_for("stories.edit", story_id=story.public_id))
     return _edit_page(story, form)
@@ -98,15 +121,19 @@ def withdraw(story_id: uuid.UUID):
 
 # --- partners -----------------------------------------------------------------------------
 
+
 @bp.get("/partner/stories")
 @requires(Permission.STORIES_BROWSE)
 def browse():
     form = ConditionFilter(formdata=request.args)
     chosen = request.args.get("condition", "")
     condition = Condition(chosen) if chosen in set(Condition) else None
-    return render_template("stories/browse.html", form=form, condition=condition,
-                           page=queries.published_stories(current_user, condition, cursor=cursor_arg(),
-                                                          per_page=per_page_arg()))
+    return render_template(
+        "stories/browse.html",
+        form=form,
+        condition=condition,
+        page=queries.published_stories(current_user, condition, cursor=cursor_arg(), per_page=per_page_arg()),
+    )
 
 
 @bp.get("/partner/stories/<uuid:story_id>")

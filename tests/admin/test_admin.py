@@ -1,4 +1,5 @@
 """Organizations and user management by admins and partner admins."""
+
 from sqlalchemy import select
 
 from portal.partners.models import Organization
@@ -7,8 +8,10 @@ from tests import factories
 
 def test_admin_creates_organization(client, login_as, db):
     login_as("admin")
-    response = client.post("/admin/organizations", data={
-        "name": "Lakeview Wellness", "kind": "wellness", "city": "Madison", "us_state": "WI", "npi": ""})
+    response = client.post(
+        "/admin/organizations",
+        data={"name": "Lakeview Wellness", "kind": "wellness", "city": "Madison", "us_state": "WI", "npi": ""},
+    )
     assert response.status_code == 302
     org = db.session.scalar(select(Organization).where(Organization.name == "Lakeview Wellness"))
     assert response.headers["Location"].endswith(f"/admin/organizations/{org.public_id}")
@@ -18,8 +21,9 @@ def test_admin_creates_organization(client, login_as, db):
 def test_bad_organization_input_is_explained_and_nothing_stored(client, login_as, db):
     login_as("admin")
     before = db.session.scalars(select(Organization)).all()
-    response = client.post("/admin/organizations", data={
-        "name": "", "kind": "spaceship", "us_state": "ZZ", "npi": "1234567890"})
+    response = client.post(
+        "/admin/organizations", data={"name": "", "kind": "spaceship", "us_state": "ZZ", "npi": "1234567890"}
+    )
     assert response.status_code == 422
     for text in (b"This field is required", b"Not a valid choice", b"valid 10-digit NPI"):
         assert text in response.data

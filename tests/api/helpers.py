@@ -1,4 +1,5 @@
 """Test helpers for the FHIR API: keys, registered clients, signed assertions, tokens, referral Bundles."""
+
 import base64
 import time
 import uuid
@@ -40,24 +41,43 @@ def valid_npi(prefix: str = "123456789") -> str:
 
 def make_client(organization, scopes=ALL_SCOPES, keys=None, **kwargs):
     admin = kwargs.pop("admin", None) or factories.make_user("admin")
-    return register_client(admin, organization, kwargs.pop("name", "Test EHR"),
-                           public_jwks(*(keys or [rsa_key(), ec_key()])), None, list(scopes))
+    return register_client(
+        admin,
+        organization,
+        kwargs.pop("name", "Test EHR"),
+        public_jwks(*(keys or [rsa_key(), ec_key()])),
+        None,
+        list(scopes),
+    )
 
 
-def assertion(client, key=None, *, alg=None, aud=TOKEN_URL, exp_in=240, iat_offset=0, jti=None, kid=None,
-              iss=None, sub=None) -> str:
+def assertion(
+    client, key=None, *, alg=None, aud=TOKEN_URL, exp_in=240, iat_offset=0, jti=None, kid=None, iss=None, sub=None
+) -> str:
     key = key or rsa_key()
     alg = alg or ("RS384" if isinstance(key, RSAKey) else "ES384")
     now = int(time.time())
-    claims = {"iss": iss or client.client_id, "sub": sub or client.client_id, "aud": aud, "exp": now + exp_in,
-              "iat": now + iat_offset, "jti": jti or str(uuid.uuid4())}
+    claims = {
+        "iss": iss or client.client_id,
+        "sub": sub or client.client_id,
+        "aud": aud,
+        "exp": now + exp_in,
+        "iat": now + iat_offset,
+        "jti": jti or str(uuid.uuid4()),
+    }
     return jwt.encode({"alg": alg, "kid": kid or key.kid, "typ": "JWT"}, claims, key, algorithms=[alg])
 
 
 def token_request(http, client, scope="system/Task.read", **kwargs):
-    return http.post("/fhir/auth/token", data={
-        "grant_type": "client_credentials", "scope": scope, "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": assertion(client, **kwargs)})
+    return http.post(
+        "/fhir/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(client, **kwargs),
+        },
+    )
 
 
 def bearer(http, client, scope=" ".join(ALL_SCOPES)) -> dict:
@@ -66,28 +86,78 @@ def bearer(http, client, scope=" ".join(ALL_SCOPES)) -> dict:
     return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
 
 
-def referral_bundle(npi: str, *, codes=("M54.50",), reason="Low back pain for six weeks", attachments=(),
-                    family="Rivera", birth_date="1980-04-02", phone="(608) 555-0142", state="WI") -> dict:
+def referral_bundle(
+    npi: str,
+    *,
+    codes=("M54.50",),
+    reason="Low back pain for six weeks",
+    attachments=(),
+    family="Rivera",
+    birth_date="1980-04-02",
+    phone="(608) 555-0142",
+    state="WI",
+) -> dict:
     entries = [
-        {"fullUrl": "urn:uuid:patient-1", "request": {"method": "POST", "url": "Patient"}, "resource": {
-            "resourceType": "Patient", "name": [{"family": family, "given": ["Ana"]}], "birthDate": birth_date,
-            "gender": "female", "telecom": [{"system": "phone", "value": phone}],
-            "address": [{"line": ["12 Elm St"], "city": "Madison", "state": state, "postalCode": "53703"}]}},
-        {"fullUrl": "urn:uuid:practitioner-1", "request": {"method": "POST", "url": "Practitioner"}, "resource": {
-            "resourceType": "Practitioner", "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": npi}]}},
-        {"fullUrl": "urn:uuid:sr-1", "request": {"method": "POST", "url": "ServiceRequest"}, "resource": {
-            "resourceType": "ServiceRequest", "status": "active", "intent": "order",
-            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
-            "priority": "routine", "subject": {"reference": "urn:uuid:patient-1"},
-            "requester": {"reference": "urn:uuid:practitioner-1"},
-            "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": c}
-                                       for c in codes], "text": reason}]}},
+        {
+            "fullUrl": "urn:uuid:patient-1",
+            "request": {"method": "POST", "url": "Patient"},
+            "resource": {
+                "resourceType": "Patient",
+                "name": [{"family": family, "given": ["Ana"]}],
+                "birthDate": birth_date,
+                "gender": "female",
+                "telecom": [{"system": "phone", "value": phone}],
+                "address": [{"line": ["12 Elm St"], "city": "Madison", "state": state, "postalCode": "53703"}],
+            },
+        },
+        {
+            "fullUrl": "urn:uuid:practitioner-1",
+            "request": {"method": "POST", "url": "Practitioner"},
+            "resource": {
+                "resourceType": "Practitioner",
+                "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": npi}],
+            },
+        },
+        {
+            "fullUrl": "urn:uuid:sr-1",
+            "request": {"method": "POST", "url": "ServiceRequest"},
+            "resource": {
+                "resourceType": "ServiceRequest",
+                "status": "active",
+                "intent": "order",
+                "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
+                "priority": "routine",
+                "subject": {"reference": "urn:uuid:patient-1"},
+                "requester": {"reference": "urn:uuid:practitioner-1"},
+                "reasonCode": [
+                    {
+                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": c} for c in codes],
+                        "text": reason,
+                    }
+                ],
+            },
+        },
     ]
     for n, (title, data) in enumerate(attachments):
-        entries.append({"fullUrl": f"urn:uuid:doc-{n}", "request": {"method": "POST", "url": "DocumentReference"},
-                        "resource": {"resourceType": "DocumentReference", "status": "current", "content": [
-                            {"attachment": {"contentType": "application/pdf", "title": title,
-                                            "data": base64.b64encode(data).decode()}}]}})
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:doc-{n}",
+                "request": {"method": "POST", "url": "DocumentReference"},
+                "resource": {
+                    "resourceType": "DocumentReference",
+                    "status": "current",
+                    "content": [
+                        {
+                            "attachment": {
+                                "contentType": "application/pdf",
+                                "title": title,
+                                "data": base64.b64encode(data).decode(),
+                            }
+                        }
+                    ],
+                },
+            }
+        )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -97,12 +167,32 @@ def post_bundle(http, headers, bundle):
 
 # fhir.resources checks structure and datatypes but not value sets: the required bindings we emit, checked here.
 REQUIRED_CODES = {
-    ("Task", "status"): {"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
-                         "in-progress", "on-hold", "failed", "completed", "entered-in-error"},
-    ("Task", "intent"): {"unknown", "proposal", "plan", "order", "original-order", "reflex-order", "filler-order",
-                         "instance-order", "option"},
-    ("ServiceRequest", "status"): {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
-                                   "unknown"},
+    ("Task", "status"): {
+        "draft",
+        "requested",
+        "received",
+        "accepted",
+        "rejected",
+        "ready",
+        "cancelled",
+        "in-progress",
+        "on-hold",
+        "failed",
+        "completed",
+        "entered-in-error",
+    },
+    ("Task", "intent"): {
+        "unknown",
+        "proposal",
+        "plan",
+        "order",
+        "original-order",
+        "reflex-order",
+        "filler-order",
+        "instance-order",
+        "option",
+    },
+    ("ServiceRequest", "status"): {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"},
     ("ServiceRequest", "priority"): {"routine", "urgent", "asap", "stat"},
     ("Observation", "status"): {"registered", "preliminary", "final", "amended"},
     ("DocumentReference", "status"): {"current", "superseded", "entered-in-error"},

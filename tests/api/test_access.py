@@ -1,4 +1,5 @@
 """Organization A's client gets 404 for anything of organization B; B's own client sees it (the control)."""
+
 from datetime import date
 
 import pytest
@@ -18,15 +19,27 @@ def world_b(org_b):
     staff = factories.make_user(Role.STAFF)
     referral = factories.make_referral(org_b)
     instrument = db.session.scalar(db.select(Instrument).where(Instrument.code == "ODI"))
-    score = OutcomeScore(referral_id=referral.id, instrument_id=instrument.id, phase=Phase.DISCHARGE,
-                         measured_on=date(2026, 2, 1), score=12, recorded_by_id=staff.id)
+    score = OutcomeScore(
+        referral_id=referral.id,
+        instrument_id=instrument.id,
+        phase=Phase.DISCHARGE,
+        measured_on=date(2026, 2, 1),
+        score=12,
+        recorded_by_id=staff.id,
+    )
     db.session.add(score)
-    consent = add_consent(referral, categories=(Category.OUTCOME_SCORES, Category.PROGRESS_NOTES,
-                                                Category.DISCHARGE_SUMMARY))
+    consent = add_consent(
+        referral, categories=(Category.OUTCOME_SCORES, Category.PROGRESS_NOTES, Category.DISCHARGE_SUMMARY)
+    )
     update = add_update(referral, staff, category=Category.DISCHARGE_SUMMARY)
     db.session.flush()
-    return {"Task": referral.public_id, "ServiceRequest": referral.public_id, "Observation": score.public_id,
-            "DocumentReference": update.public_id, "Consent": consent.public_id}
+    return {
+        "Task": referral.public_id,
+        "ServiceRequest": referral.public_id,
+        "Observation": score.public_id,
+        "DocumentReference": update.public_id,
+        "Consent": consent.public_id,
+    }
 
 
 @pytest.mark.parametrize("kind", ["Task", "ServiceRequest", "Observation", "DocumentReference", "Consent"])

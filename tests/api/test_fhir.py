@@ -1,4 +1,5 @@
 """The FHIR API: submit a referral Bundle, follow its Task, read consented data; every resource validates as R4."""
+
 import base64
 import uuid
 from datetime import date, timedelta
@@ -46,8 +47,9 @@ def test_metadata_is_a_valid_capability_statement_and_tells_the_truth(client, ap
 
 def test_submit_referral_bundle(client, headers, clinician_a, outbox):
     pdf = factories.PDF_BYTES
-    response = post_bundle(client, headers, referral_bundle(clinician_a.npi, codes=("M54.50", "m51.26"),
-                                                            attachments=[("mri.pdf", pdf)]))
+    response = post_bundle(
+        client, headers, referral_bundle(clinician_a.npi, codes=("M54.50", "m51.26"), attachments=[("mri.pdf", pdf)])
+    )
     assert response.status_code == 201, response.get_json()
     task = response.get_json()
     assert_valid_fhir(task)
@@ -72,13 +74,16 @@ def test_duplicate_detection_as_in_the_web_form(client, headers, clinician_a):
     assert referral.needs_duplicate_review
 
 
-@pytest.mark.parametrize("change, expression", [
-    ({"codes": ("NOTACODE",)}, "ServiceRequest.reasonCode.coding"),
-    ({"birth_date": (practice_today() + timedelta(days=3)).isoformat()}, "Patient.birthDate"),
-    ({"phone": "12"}, "Patient.telecom"),
-    ({"reason": ""}, "ServiceRequest.reasonCode.text"),
-    ({"state": "ZZ"}, "Patient.address.state"),
-])
+@pytest.mark.parametrize(
+    "change, expression",
+    [
+        ({"codes": ("NOTACODE",)}, "ServiceRequest.reasonCode.coding"),
+        ({"birth_date": (practice_today() + timedelta(days=3)).isoformat()}, "Patient.birthDate"),
+        ({"phone": "12"}, "Patient.telecom"),
+        ({"reason": ""}, "ServiceRequest.reasonCode.text"),
+        ({"state": "ZZ"}, "Patient.address.state"),
+    ],
+)
 def test_invalid_referral_is_422_with_the_form_rules(client, headers, clinician_a, change, expression):
     response = post_bundle(client, headers, referral_bundle(clinician_a.npi, **change))
     assert response.status_code == 422
@@ -106,11 +111,16 @@ def test_bad_attachment_refused(client, headers, clinician_a):
     assert response.get_json()["issue"][0]["expression"] == ["DocumentReference.content.attachment"]
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"not json", 400), (b"{}", 400), (b'{"resourceType": "Bundle", "type": "batch"}', 400),
-    (b'{"resourceType": "Bundle", "type": "transaction", "entry": []}', 400),
-    (b'{"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Claim"}}]}', 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"not json", 400),
+        (b"{}", 400),
+        (b'{"resourceType": "Bundle", "type": "batch"}', 400),
+        (b'{"resourceType": "Bundle", "type": "transaction", "entry": []}', 400),
+        (b'{"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Claim"}}]}', 400),
+    ],
+)
 def test_malformed_bundles(client, headers, body, status):
     response = client.post("/fhir", data=body, headers={**headers, "Content-Type": "application/fhir+json"})
     assert response.status_code == status
@@ -142,11 +152,16 @@ def test_follow_a_referral_to_discharge(client, headers, clinician_a, org_a):
     from portal.core.time import now_utc
     from portal.referrals.models import AppointmentMode
 
-    expected = {Status.ACCEPTED: ("accepted", "3.0"), Status.SCHEDULED: ("in-progress", None),
-                Status.IN_CARE: ("in-progress", None), Status.DISCHARGED: ("completed", "7.0")}
+    expected = {
+        Status.ACCEPTED: ("accepted", "3.0"),
+        Status.SCHEDULED: ("in-progress", None),
+        Status.IN_CARE: ("in-progress", None),
+        Status.DISCHARGED: ("completed", "7.0"),
+    }
     for target, (fhir_status, bser) in expected.items():
-        change_status(staff, referral, target, first_visit_at=now_utc() + timedelta(days=2),
-                      mode=AppointmentMode.IN_CLINIC)
+        change_status(
+            staff, referral, target, first_visit_at=now_utc() + timedelta(days=2), mode=AppointmentMode.IN_CLINIC
+        )
         db.session.flush()
         read = client.get(f"/fhir/Task/{task['id']}", headers=headers).get_json()
         assert_valid_fhir(read)
@@ -167,7 +182,7 @@ def test_search_tasks_by_last_updated_with_paging(client, headers, org_a, clinic
     assert_valid_fhir(bundle)
     assert bundle["total"] == 5 and len(bundle["entry"]) == 2
     seen = [e["resource"]["id"] for e in bundle["entry"]]
-    while next_link := next((l["url"] for l in bundle["link"] if l["relation"] == "next"), None):
+    while next_link := next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None):
         bundle = client.get(next_link.split("127.0.0.1:5000", 1)[1], headers=headers).get_json()
         seen += [e["resource"]["id"] for e in bundle["entry"]]
     assert len(seen) == len(set(seen)) == 5
@@ -176,13 +191,26 @@ def test_search_tasks_by_last_updated_with_paging(client, headers, org_a, clinic
     assert client.get(f"/fhir/Task?_lastUpdated=gt{tomorrow}", headers=headers).get_json()["total"] == 0
     assert client.get(f"/fhir/Task?_lastUpdated=lt{tomorrow}", headers=headers).get_json()["total"] == 5
     since = (utc_today - timedelta(days=1)).isoformat() + "T00:00:00Z"
-    assert client.get(f"/fhir/Task?_lastUpdated=ge{since}&_lastUpdated=le{tomorrow}",
-                      headers=headers).get_json()["total"] == 5
+    assert (
+        client.get(f"/fhir/Task?_lastUpdated=ge{since}&_lastUpdated=le{tomorrow}", headers=headers).get_json()["total"]
+        == 5
+    )
 
 
-@pytest.mark.parametrize("query", ["_count=-1", "_count=1000", "_count=abc", "_lastUpdated=yesterday",
-                                   "_lastUpdated=gt2026-01-01T10:00", "_lastUpdated=ne2026-01-01", "_cursor=zzz",
-                                   "_count=%C2%B3", "_lastUpdated=%D9%A2%D9%A0%D9%A2%D9%A6"])  # "³", Arabic-Indic digits
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_count=-1",
+        "_count=1000",
+        "_count=abc",
+        "_lastUpdated=yesterday",
+        "_lastUpdated=gt2026-01-01T10:00",
+        "_lastUpdated=ne2026-01-01",
+        "_cursor=zzz",
+        "_count=%C2%B3",
+        "_lastUpdated=%D9%A2%D9%A0%D9%A2%D9%A6",
+    ],
+)  # "³", Arabic-Indic digits
 def test_bad_search_parameters_are_400(client, headers, query):
     response = client.get(f"/fhir/Task?{query}", headers=headers)
     assert response.status_code == 400
@@ -191,8 +219,14 @@ def test_bad_search_parameters_are_400(client, headers, query):
 
 def _score(referral, staff, value=40):
     instrument = db.session.scalar(select(Instrument).where(Instrument.code == "NPRS"))
-    score = OutcomeScore(referral_id=referral.id, instrument_id=instrument.id, phase=Phase.INTAKE,
-                         measured_on=date(2026, 1, 5), score=value % 11, recorded_by_id=staff.id)
+    score = OutcomeScore(
+        referral_id=referral.id,
+        instrument_id=instrument.id,
+        phase=Phase.INTAKE,
+        measured_on=date(2026, 1, 5),
+        score=value % 11,
+        recorded_by_id=staff.id,
+    )
     db.session.add(score)
     db.session.flush()
     return score
@@ -213,8 +247,13 @@ def test_consented_outcome_scores_only(client, headers, org_a, clinician_a):
     assert {"system": "http://loinc.org", "code": "72514-3"}.items() <= observation["code"]["coding"][0].items()
     assert client.get(f"/fhir/Observation/{hidden.public_id}", headers=headers).status_code == 404
     # Revocation hides it at once.
-    add_consent(consented, categories=(Category.OUTCOME_SCORES,), key=consent.consent_key, version=2,
-                status=ConsentStatus.REVOKED)
+    add_consent(
+        consented,
+        categories=(Category.OUTCOME_SCORES,),
+        key=consent.consent_key,
+        version=2,
+        status=ConsentStatus.REVOKED,
+    )
     assert client.get(f"/fhir/Observation/{shown.public_id}", headers=headers).status_code == 404
 
 
@@ -243,8 +282,11 @@ def test_released_progress_updates_as_document_references(client, headers, org_a
 
 def test_consents_in_effect_for_the_organization(client, headers, org_a, clinician_a):
     referral = factories.make_referral(org_a, clinician_a)
-    current = add_consent(referral, categories=(Category.OUTCOME_SCORES, Category.PROGRESS_NOTES),
-                          end=practice_today() + timedelta(days=90))
+    current = add_consent(
+        referral,
+        categories=(Category.OUTCOME_SCORES, Category.PROGRESS_NOTES),
+        end=practice_today() + timedelta(days=90),
+    )
     expired = add_consent(referral, start=date(2020, 1, 1), end=date(2020, 12, 31))
     bundle = client.get("/fhir/Consent", headers=headers).get_json()
     assert_valid_fhir(bundle)

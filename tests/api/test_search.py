@@ -4,9 +4,10 @@ Two patients of organization A (each with their own referrals, scores, progress 
 consents) and one of organization B. Each test asks for one thing and checks exactly which ids
 come back; every Bundle validates as R4.
 """
+
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -31,19 +32,25 @@ ALL_CLASSES = (Category.OUTCOME_SCORES, Category.PROGRESS_NOTES, Category.DISCHA
 
 @dataclass
 class World:
-    one: object      # patient 1 of organization A
-    two: object      # patient 2 of organization A
-    other: object    # organization B's patient
-    tasks: dict      # name -> referral
-    scores: dict     # name -> OutcomeScore
-    docs: dict       # name -> ProgressUpdate
-    consents: dict   # name -> Consent
+    one: object  # patient 1 of organization A
+    two: object  # patient 2 of organization A
+    other: object  # organization B's patient
+    tasks: dict  # name -> referral
+    scores: dict  # name -> OutcomeScore
+    docs: dict  # name -> ProgressUpdate
+    consents: dict  # name -> Consent
 
 
 def _score(referral, staff, code, phase, measured_on, value=5):
     instrument = db.session.scalar(select(Instrument).where(Instrument.code == code))
-    score = OutcomeScore(referral_id=referral.id, instrument_id=instrument.id, phase=phase, measured_on=measured_on,
-                         score=value, recorded_by_id=staff.id)
+    score = OutcomeScore(
+        referral_id=referral.id,
+        instrument_id=instrument.id,
+        phase=phase,
+        measured_on=measured_on,
+        score=value,
+        recorded_by_id=staff.id,
+    )
     db.session.add(score)
     db.session.flush()
     return score
@@ -63,19 +70,23 @@ def world(org_a, org_b, clinician_a):
     t1b = factories.make_referral(org_a, clinician_a, patient=one, status=Status.ACCEPTED)
     t2 = factories.make_referral(org_a, clinician_a, patient=two, status=Status.SCHEDULED)
     tb = factories.make_referral(org_b, patient=other)
-    consents = {"one": add_consent(t1, categories=ALL_CLASSES), "two": add_consent(t2, categories=ALL_CLASSES),
-                "other": add_consent(tb, categories=ALL_CLASSES)}
+    consents = {
+        "one": add_consent(t1, categories=ALL_CLASSES),
+        "two": add_consent(t2, categories=ALL_CLASSES),
+        "other": add_consent(tb, categories=ALL_CLASSES),
+    }
     scores = {
         "one_nprs": _score(t1, staff, "NPRS", Phase.INTAKE, date(2026, 1, 5)),
         "one_odi": _score(t1b, staff, "ODI", Phase.DISCHARGE, date(2026, 2, 10), 30),
         "two_nprs": _score(t2, staff, "NPRS", Phase.INTAKE, date(2026, 1, 7)),
         "other_nprs": _score(tb, staff, "NPRS", Phase.INTAKE, date(2026, 1, 5)),
     }
-    utc = timezone.utc
+    utc = UTC
     docs = {
         "one_note": _released(add_update(t1, staff), datetime(2026, 1, 10, 15, tzinfo=utc)),
-        "one_discharge": _released(add_update(t1, staff, category=Category.DISCHARGE_SUMMARY),
-                                   datetime(2026, 3, 1, 15, tzinfo=utc)),
+        "one_discharge": _released(
+            add_update(t1, staff, category=Category.DISCHARGE_SUMMARY), datetime(2026, 3, 1, 15, tzinfo=utc)
+        ),
         "two_note": _released(add_update(t2, staff), datetime(2026, 1, 12, 15, tzinfo=utc)),
         "other_note": _released(add_update(tb, staff), datetime(2026, 1, 10, 15, tzinfo=utc)),
     }
@@ -104,7 +115,7 @@ def of(*objects) -> set[str]:
 
 
 def link(bundle, relation) -> str | None:
-    return next((l["url"] for l in bundle["link"] if l["relation"] == relation), None)
+    return next((item["url"] for item in bundle["link"] if item["relation"] == relation), None)
 
 
 def query_of(url: str) -> list[tuple[str, str]]:
@@ -112,6 +123,7 @@ def query_of(url: str) -> list[tuple[str, str]]:
 
 
 # --- Task ---------------------------------------------------------------------------------------
+
 
 def test_task_unfiltered_is_the_organizations_tasks(client, headers, world):
     t = world.tasks
@@ -163,11 +175,12 @@ def test_task_parameters_combine_with_and(client, headers, world):
     assert ids(search(client, headers, path)) == of(t["one_accepted"])
     path = f"/fhir/Task?patient={world.one.public_id}&status=in-progress"
     assert ids(search(client, headers, path)) == set()
-    path = f"/fhir/Task?status=requested,accepted,in-progress&status=accepted,in-progress"  # repeated: AND
+    path = "/fhir/Task?status=requested,accepted,in-progress&status=accepted,in-progress"  # repeated: AND
     assert ids(search(client, headers, path)) == of(t["one_accepted"], t["two"])
 
 
 # --- Observation --------------------------------------------------------------------------------
+
 
 def test_observation_unfiltered_is_the_consented_scores(client, headers, world):
     s = world.scores
@@ -228,7 +241,7 @@ def test_observation_date_bounds_and_the_practice_day(client, headers, world):
     path = "/fhir/Observation?date=ge2026-01-06&date=lt2026-02-01"  # repeated: AND
     assert ids(search(client, headers, path)) == of(s["two_nprs"])
     # 5 January (one_nprs) ends at the practice's midnight, not UTC's: a dateTime is compared with that day.
-    end_of_day = datetime(2026, 1, 6, tzinfo=PRACTICE_ZONE).astimezone(timezone.utc)
+    end_of_day = datetime(2026, 1, 6, tzinfo=PRACTICE_ZONE).astimezone(UTC)
     two_minutes_before = (end_of_day - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     at_midnight = end_of_day.strftime("%Y-%m-%dT%H:%M:%SZ")
     later = of(s["one_odi"], s["two_nprs"])
@@ -239,8 +252,9 @@ def test_observation_date_bounds_and_the_practice_day(client, headers, world):
 
 def test_observation_by_status(client, headers, world):
     s = world.scores
-    assert ids(search(client, headers, "/fhir/Observation?status=final")) == of(s["one_nprs"], s["one_odi"],
-                                                                                s["two_nprs"])
+    assert ids(search(client, headers, "/fhir/Observation?status=final")) == of(
+        s["one_nprs"], s["one_odi"], s["two_nprs"]
+    )
     assert ids(search(client, headers, "/fhir/Observation?status=preliminary")) == set()
 
 
@@ -278,12 +292,16 @@ def test_observation_filter_never_widens_the_consent(client, headers, world, org
     referral = factories.make_referral(org_a, clinician_a, patient=silent)
     hidden = _score(referral, factories.make_user(Role.STAFF), "NPRS", Phase.INTAKE, date(2026, 1, 5))
     add_consent(referral, categories=(Category.PROGRESS_NOTES,))  # not scores
-    for path in (f"/fhir/Observation?patient={silent.public_id}", f"/fhir/Observation?_id={hidden.public_id}",
-                 f"/fhir/Observation?based-on={referral.public_id}"):
+    for path in (
+        f"/fhir/Observation?patient={silent.public_id}",
+        f"/fhir/Observation?_id={hidden.public_id}",
+        f"/fhir/Observation?based-on={referral.public_id}",
+    ):
         assert search(client, headers, path)["total"] == 0
 
 
 # --- DocumentReference --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("parameter", ["patient", "subject"])
 def test_document_reference_by_patient(client, headers, world, parameter):
@@ -291,7 +309,8 @@ def test_document_reference_by_patient(client, headers, world, parameter):
     bundle = search(client, headers, f"/fhir/DocumentReference?{parameter}=Patient/{world.one.public_id}")
     assert ids(bundle) == of(d["one_note"], d["one_discharge"])
     assert ids(search(client, headers, f"/fhir/DocumentReference?{parameter}={world.two.public_id}")) == of(
-        d["two_note"])
+        d["two_note"]
+    )
 
 
 def test_document_reference_by_id_status_and_category(client, headers, world):
@@ -300,10 +319,11 @@ def test_document_reference_by_id_status_and_category(client, headers, world):
     mine = of(d["one_note"], d["one_discharge"], d["two_note"])
     assert ids(search(client, headers, "/fhir/DocumentReference?status=current")) == mine
     assert ids(search(client, headers, "/fhir/DocumentReference?status=superseded")) == set()
-    assert ids(search(client, headers, "/fhir/DocumentReference?category=discharge_summary")) == of(
-        d["one_discharge"])
-    path = "/fhir/DocumentReference?category=https://fhir.referral-portal.example/CodeSystem/consent-data-class|" \
-           "progress_notes"
+    assert ids(search(client, headers, "/fhir/DocumentReference?category=discharge_summary")) == of(d["one_discharge"])
+    path = (
+        "/fhir/DocumentReference?category=https://fhir.referral-portal.example/CodeSystem/consent-data-class|"
+        "progress_notes"
+    )
     assert ids(search(client, headers, path)) == of(d["one_note"], d["two_note"])
 
 
@@ -327,6 +347,7 @@ def test_document_reference_by_date(client, headers, world):
 
 # --- Consent ------------------------------------------------------------------------------------
 
+
 def test_consent_by_patient_id_and_status(client, headers, world):
     c = world.consents
     assert ids(search(client, headers, "/fhir/Consent")) == of(c["one"], c["two"])
@@ -338,6 +359,7 @@ def test_consent_by_patient_id_and_status(client, headers, world):
 
 # --- another organization -----------------------------------------------------------------------
 
+
 def test_another_organizations_patient_is_an_empty_bundle(client, headers, world):
     for kind, params in SEARCH_PARAMS.items():
         for parameter in {"patient", "subject"} & set(params):
@@ -347,18 +369,26 @@ def test_another_organizations_patient_is_an_empty_bundle(client, headers, world
 
 def test_another_organizations_ids_are_never_found(client, headers, world):
     other_task, other_score = world.tasks["other"], world.scores["other_nprs"]
-    for path in (f"/fhir/Task?_id={other_task.public_id}", f"/fhir/Task?identifier={other_task.reference}",
-                 f"/fhir/Observation?_id={other_score.public_id}",
-                 f"/fhir/Observation?based-on={other_task.public_id}",
-                 f"/fhir/DocumentReference?_id={world.docs['other_note'].public_id}",
-                 f"/fhir/Consent?_id={world.consents['other'].public_id}"):
+    for path in (
+        f"/fhir/Task?_id={other_task.public_id}",
+        f"/fhir/Task?identifier={other_task.reference}",
+        f"/fhir/Observation?_id={other_score.public_id}",
+        f"/fhir/Observation?based-on={other_task.public_id}",
+        f"/fhir/DocumentReference?_id={world.docs['other_note'].public_id}",
+        f"/fhir/Consent?_id={world.consents['other'].public_id}",
+    ):
         assert search(client, headers, path)["total"] == 0, path
 
 
 def test_unknown_ids_of_the_right_shape_match_nothing(client, headers, world):
-    for path in (f"/fhir/Task?_id={uuid.uuid4()}", "/fhir/Task?_id=not-one-of-ours", "/fhir/Task?patient=12345",
-                 "/fhir/Task?patient=https://ehr.example/fhir/Patient/" + str(world.one.public_id),
-                 "/fhir/Observation?subject=Group/" + str(world.one.public_id), "/fhir/Task?identifier=RB-NOSUCH1"):
+    for path in (
+        f"/fhir/Task?_id={uuid.uuid4()}",
+        "/fhir/Task?_id=not-one-of-ours",
+        "/fhir/Task?patient=12345",
+        "/fhir/Task?patient=https://ehr.example/fhir/Patient/" + str(world.one.public_id),
+        "/fhir/Observation?subject=Group/" + str(world.one.public_id),
+        "/fhir/Task?identifier=RB-NOSUCH1",
+    ):
         assert search(client, headers, path)["total"] == 0, path
 
 
@@ -417,14 +447,17 @@ def test_strict_handling_refuses_each_unsupported_parameter(client, headers, wor
     assert all(i["code"] == "not-supported" for i in outcome["issue"])
     # A parameter of another resource is unsupported here too; supported ones pass under strict handling.
     assert client.get("/fhir/Consent?code=ODI", headers={**headers, "Prefer": "handling=strict"}).status_code == 400
-    bundle = search(client, headers, f"/fhir/Observation?patient={world.one.public_id}&_count=1",
-                    Prefer="handling=strict")
+    bundle = search(
+        client, headers, f"/fhir/Observation?patient={world.one.public_id}&_count=1", Prefer="handling=strict"
+    )
     assert bundle["total"] == 2
 
 
 def test_lenient_handling_drops_unsupported_parameters_from_the_self_link(client, headers, world):
-    path = (f"/fhir/Task?_summary=count&patient=Patient/{world.one.public_id}&foo=bar&status=&"
-            f"_format=application/fhir%2Bjson&_count=10")
+    path = (
+        f"/fhir/Task?_summary=count&patient=Patient/{world.one.public_id}&foo=bar&status=&"
+        f"_format=application/fhir%2Bjson&_count=10"
+    )
     for prefer in (None, "handling=lenient"):  # lenient is the default
         response = client.get(path, headers={**headers, **({"Prefer": prefer} if prefer else {})})
         assert response.status_code == 200
@@ -432,8 +465,11 @@ def test_lenient_handling_drops_unsupported_parameters_from_the_self_link(client
         assert_valid_fhir(bundle)
         assert ids(bundle) == of(world.tasks["one"], world.tasks["one_accepted"])
         # Only what was applied: not _summary or foo (unsupported), not status (empty, so ignored).
-        assert query_of(link(bundle, "self")) == [("patient", f"Patient/{world.one.public_id}"),
-                                                  ("_format", "application/fhir+json"), ("_count", "10")]
+        assert query_of(link(bundle, "self")) == [
+            ("patient", f"Patient/{world.one.public_id}"),
+            ("_format", "application/fhir+json"),
+            ("_count", "10"),
+        ]
         assert response.headers.get("Preference-Applied") == ("handling=lenient" if prefer else None)
 
 
@@ -455,6 +491,7 @@ def test_pretty(client, headers, world):
 
 
 # --- paging with filters ------------------------------------------------------------------------
+
 
 def test_paging_with_a_filter_never_repeats_or_skips_and_keeps_the_filter(client, headers, org_a, clinician_a, world):
     extra = [factories.make_referral(org_a, clinician_a, patient=world.one) for _ in range(3)]
@@ -478,10 +515,15 @@ def test_paging_with_a_filter_never_repeats_or_skips_and_keeps_the_filter(client
 
 # One working example per advertised parameter: adding a parameter without a test here fails.
 SAMPLES = {
-    "_id": lambda w: str(w.tasks["one"].public_id), "_lastUpdated": lambda w: "ge2020-01-01",
-    "identifier": lambda w: w.tasks["one"].reference, "patient": lambda w: f"Patient/{w.one.public_id}",
-    "subject": lambda w: f"Patient/{w.one.public_id}", "status": None, "code": lambda w: "ODI",
-    "date": lambda w: "ge2020-01-01", "based-on": lambda w: f"ServiceRequest/{w.tasks['one'].public_id}",
+    "_id": lambda w: str(w.tasks["one"].public_id),
+    "_lastUpdated": lambda w: "ge2020-01-01",
+    "identifier": lambda w: w.tasks["one"].reference,
+    "patient": lambda w: f"Patient/{w.one.public_id}",
+    "subject": lambda w: f"Patient/{w.one.public_id}",
+    "status": None,
+    "code": lambda w: "ODI",
+    "date": lambda w: "ge2020-01-01",
+    "based-on": lambda w: f"ServiceRequest/{w.tasks['one'].public_id}",
     "category": lambda w: "survey",
 }
 STATUS = {"Task": "requested", "Observation": "final", "DocumentReference": "current", "Consent": "active"}
@@ -499,8 +541,9 @@ def test_capability_statement_advertises_exactly_what_works(client, headers, wor
         assert set(SEARCH_PARAMS[kind]) <= set(SAMPLES)
         for name in SEARCH_PARAMS[kind]:
             value = STATUS[kind] if name == "status" else SAMPLES[name](world)
-            response = client.get(f"/fhir/{kind}", query_string={name: value},
-                                  headers={**headers, "Prefer": "handling=strict"})
+            response = client.get(
+                f"/fhir/{kind}", query_string={name: value}, headers={**headers, "Prefer": "handling=strict"}
+            )
             assert response.status_code == 200, (kind, name, response.get_json())
             assert (name, value) in query_of(link(response.get_json(), "self"))
         # Standard R4 parameters this server does not support are refused under strict handling.

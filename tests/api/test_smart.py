@@ -1,4 +1,5 @@
 """SMART Backend Services: discovery, token issue, and each refusal with its OAuth 2 error."""
+
 import time
 
 import pytest
@@ -22,8 +23,9 @@ def test_smart_configuration_names_the_token_endpoint(client):
 
 @pytest.mark.parametrize("key", ["rsa", "ec"])
 def test_token_issued_for_a_signed_assertion(client, client_a, key):
-    response = token_request(client, client_a, scope="system/Task.read system/Observation.read",
-                             key=rsa_key() if key == "rsa" else ec_key())
+    response = token_request(
+        client, client_a, scope="system/Task.read system/Observation.read", key=rsa_key() if key == "rsa" else ec_key()
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["token_type"].lower() == "bearer" and body["expires_in"] == 300
@@ -84,8 +86,10 @@ def test_unknown_client(client, client_a):
 
 def test_scope_not_granted(client, org_a):
     limited = make_client(org_a, scopes=["system/Task.read"])
-    assert _error(token_request(client, limited, scope="system/Task.read system/Observation.read")) == \
-        (400, "invalid_scope")
+    assert _error(token_request(client, limited, scope="system/Task.read system/Observation.read")) == (
+        400,
+        "invalid_scope",
+    )
     assert _error(token_request(client, limited, scope="system/Patient.read"))[1] == "invalid_scope"
     assert _error(token_request(client, limited, scope=""))[1] == "invalid_scope"
 
@@ -128,7 +132,7 @@ def test_expired_token_refused(client, client_a):
     stored.expires_at = stored.expires_at - timedelta(seconds=301)
     db.session.flush()
     assert client.get("/fhir/Task", headers=headers).status_code == 401
-    assert "error=\"invalid_token\"" in client.get("/fhir/Task", headers=headers).headers["WWW-Authenticate"]
+    assert 'error="invalid_token"' in client.get("/fhir/Task", headers=headers).headers["WWW-Authenticate"]
 
 
 def test_scope_enforced_on_resources(client, client_a):
@@ -142,8 +146,9 @@ def test_jwks_url_client_whose_keys_cannot_be_fetched(client, org_a):
     from portal.api.services import register_client
     from tests import factories
 
-    unreachable = register_client(factories.make_user("admin"), org_a, "URL EHR", None,
-                                  "http://127.0.0.1:9/jwks.json", ["system/Task.read"])
+    unreachable = register_client(
+        factories.make_user("admin"), org_a, "URL EHR", None, "http://127.0.0.1:9/jwks.json", ["system/Task.read"]
+    )
     assert _error(token_request(client, unreachable))[1] == "invalid_client"
 
 

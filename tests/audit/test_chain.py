@@ -1,4 +1,5 @@
 """The audit chain: sealing, and catching every kind of tampering done directly in SQL."""
+
 from datetime import timedelta
 
 import pytest

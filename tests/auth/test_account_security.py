@@ -1,10 +1,11 @@
 """The account page: active sessions (end one, or all others), recent sign-ins, notices."""
+
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from portal.audit.models import AuditEvent
 from portal.accounts.models import UserSession
+from portal.audit.models import AuditEvent
 from portal.mfa.models import TrustedDevice
 from tests import factories
 from tests.conftest import sign_in
@@ -77,14 +78,20 @@ def test_changing_the_password_notifies_and_forgets_remembered_browsers(client, 
     staff = factories.make_user("staff")
     client.post("/auth/login", data={"email": staff.email, "password": factories.PASSWORD})
     client.post("/auth/mfa/verify", data={"code": factories.next_totp_code(staff), "remember": "y"})
-    response = client.post("/auth/account", data={
-        "current_password": factories.PASSWORD, "new_password": "a brand new passphrase",
-        "confirm": "a brand new passphrase"})
+    response = client.post(
+        "/auth/account",
+        data={
+            "current_password": factories.PASSWORD,
+            "new_password": "a brand new passphrase",
+            "confirm": "a brand new passphrase",
+        },
+    )
     assert response.status_code == 302 and client.get("/staff/").status_code == 200
     assert [m.template for m in outbox(staff.email)] == ["password_changed"]
     assert all(d.revoked_at for d in db.session.scalars(select(TrustedDevice).where(TrustedDevice.user_id == staff.id)))
-    current = db.session.scalar(select(UserSession).where(UserSession.user_id == staff.id,
-                                                          UserSession.ended_at.is_(None)))
+    current = db.session.scalar(
+        select(UserSession).where(UserSession.user_id == staff.id, UserSession.ended_at.is_(None))
+    )
     assert current.auth_method == "password+totp"  # the new session keeps how this browser signed in
 
 

@@ -1,4 +1,5 @@
 """Invitations and password reset: e-mailed, signed, expiring, single-use links."""
+
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -20,8 +21,13 @@ def _link_path(message) -> str:
 
 def _invite(client, login_as, outbox, **data):
     login_as("admin")
-    form = {"full_name": "Dr. New Person", "email": "new.person@clinic.example", "role": "staff",
-            "organization": "", "npi": ""}
+    form = {
+        "full_name": "Dr. New Person",
+        "email": "new.person@clinic.example",
+        "role": "staff",
+        "organization": "",
+        "npi": "",
+    }
     form.update(data)
     response = client.post("/admin/users", data=form)
     return response, outbox(form["email"].lower())
@@ -60,11 +66,14 @@ def test_expired_link_refused(client, app, login_as, outbox, db):
     assert app.test_client().get(_link_path(messages[0])).status_code == 400
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda p: p[:-3] + ("aaa" if not p.endswith("aaa") else "bbb"),  # signature broken
-    lambda p: p.replace("/invite?", "/password_reset?"),              # wrong purpose
-    lambda p: p.split("?")[0] + "?t=",                                   # missing
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda p: p[:-3] + ("aaa" if not p.endswith("aaa") else "bbb"),  # signature broken
+        lambda p: p.replace("/invite?", "/password_reset?"),  # wrong purpose
+        lambda p: p.split("?")[0] + "?t=",  # missing
+    ],
+)
 def test_tampered_link_refused(client, app, login_as, outbox, db, mangle):
     _, messages = _invite(client, login_as, outbox)
     response = app.test_client().get(mangle(_link_path(messages[0])))
@@ -94,9 +103,15 @@ def test_partner_role_needs_an_organization(client, login_as, outbox, db):
 
 def test_partner_admin_invites_only_into_own_org(client, login_as, outbox, org_a, org_b, db):
     login_as("partner_admin")
-    response = client.post("/partner/users", data={
-        "full_name": "Dr. Colleague", "email": "colleague@org-a.example", "role": "partner",
-        "organization": str(org_b.public_id)})  # ignored: never taken from the form
+    response = client.post(
+        "/partner/users",
+        data={
+            "full_name": "Dr. Colleague",
+            "email": "colleague@org-a.example",
+            "role": "partner",
+            "organization": str(org_b.public_id),
+        },
+    )  # ignored: never taken from the form
     assert response.status_code == 302
     user = db.session.scalar(select(User).where(User.email == "colleague@org-a.example"))
     assert user.organization_id == org_a.id
@@ -104,8 +119,9 @@ def test_partner_admin_invites_only_into_own_org(client, login_as, outbox, org_a
 
 def test_partner_admin_cannot_invite_staff(client, login_as, outbox, db):
     login_as("partner_admin")
-    response = client.post("/partner/users", data={
-        "full_name": "Mallory", "email": "mallory@org-a.example", "role": "admin"})
+    response = client.post(
+        "/partner/users", data={"full_name": "Mallory", "email": "mallory@org-a.example", "role": "admin"}
+    )
     assert response.status_code == 422 and b"Not a valid choice" in response.data
     assert not outbox("mallory@org-a.example")
 
@@ -126,7 +142,10 @@ def test_reset_link_sets_password_and_ends_sessions(client, app, db, outbox):
     client.post("/auth/forgot", data={"email": user.email})
     path = _link_path(outbox(user.email)[0])
     client.get(path)
-    assert client.post("/auth/set-password", data={"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}).status_code == 302
+    assert (
+        client.post("/auth/set-password", data={"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}).status_code
+        == 302
+    )
     assert signed_in.get("/partner/").status_code == 302  # the old session ended
     assert sign_in(app.test_client(), user.email, NEW_PASSWORD).status_code == 302
 

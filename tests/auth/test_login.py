@@ -1,11 +1,12 @@
 """Signing in and out, lockout, and server-side session ending."""
+
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from portal.audit.models import AuditEvent
 from portal.accounts.models import UserSession
+from portal.audit.models import AuditEvent
 from portal.auth.views import LOGIN_FAILED
 from portal.core.time import now_utc
 from tests import factories
@@ -104,9 +105,14 @@ def test_deactivation_kills_sessions(client, app, db, login_as):
 def test_password_change_kills_other_sessions_but_keeps_this_one(client, app, db, login_as):
     user = login_as("partner")
     stolen = _copy_cookie(client)
-    response = client.post("/auth/account", data={
-        "current_password": factories.PASSWORD, "new_password": "a brand new passphrase",
-        "confirm": "a brand new passphrase"})
+    response = client.post(
+        "/auth/account",
+        data={
+            "current_password": factories.PASSWORD,
+            "new_password": "a brand new passphrase",
+            "confirm": "a brand new passphrase",
+        },
+    )
     assert response.status_code == 302
     assert _replay(app, stolen, "/partner/").status_code == 302
     assert client.get("/partner/").status_code == 200
@@ -115,16 +121,24 @@ def test_password_change_kills_other_sessions_but_keeps_this_one(client, app, db
 
 def test_password_change_needs_current_password(client, login_as):
     login_as("partner")
-    response = client.post("/auth/account", data={
-        "current_password": "not my password", "new_password": "a brand new passphrase",
-        "confirm": "a brand new passphrase"})
+    response = client.post(
+        "/auth/account",
+        data={
+            "current_password": "not my password",
+            "new_password": "a brand new passphrase",
+            "confirm": "a brand new passphrase",
+        },
+    )
     assert response.status_code == 422 and b"That is not your current password" in response.data
 
 
-@pytest.mark.parametrize("field,age,reason", [
-    ("last_seen_at", timedelta(minutes=16), "idle_timeout"),
-    ("created_at", timedelta(hours=12, minutes=1), "absolute_timeout"),
-])
+@pytest.mark.parametrize(
+    "field,age,reason",
+    [
+        ("last_seen_at", timedelta(minutes=16), "idle_timeout"),
+        ("created_at", timedelta(hours=12, minutes=1), "absolute_timeout"),
+    ],
+)
 def test_session_timeouts(client, db, login_as, field, age, reason):
     user = login_as("staff")
     record = db.session.scalar(select(UserSession).where(UserSession.user_id == user.id))

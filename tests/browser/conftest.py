@@ -1,4 +1,5 @@
 """A live portal on a loopback port, with demo data, driven by Debian's Chromium."""
+
 import os
 import re
 import threading
@@ -13,9 +14,16 @@ from tests.conftest import fresh_database, migrated_app
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 # Chromium flags for a closed network (no Google look-ups, no background traffic).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +78,12 @@ class PageWatch:
     def __init__(self, page, base):
         self.external, self.console_errors = [], []
         page.on("request", lambda r: None if r.url.startswith((base, "data:")) else self.external.append(r.url))
-        page.on("console", lambda m: self.console_errors.append(m.text)
-                if m.type == "error" and not EXPECTED_STATUS.search(m.text) else None)
+        page.on(
+            "console",
+            lambda m: (
+                self.console_errors.append(m.text) if m.type == "error" and not EXPECTED_STATUS.search(m.text) else None
+            ),
+        )
 
 
 @pytest.fixture
@@ -90,5 +102,8 @@ def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
     page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate("async () => await axe.run(document)")
     assert len(result["passes"]) > 10, "axe-core did not really run"
-    return [f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in impacts]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in impacts
+    ]

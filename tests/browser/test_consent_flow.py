@@ -1,4 +1,5 @@
 """Staff record consent, one writes an update, another approves, the partner sees it; revoke hides it."""
+
 import re
 
 import pytest
@@ -21,8 +22,9 @@ def _patient_url(live_server_app):
 
     with live_server_app.app_context():
         org = db.session.scalar(select(Organization).where(Organization.name == "Lakeside Orthopedics"))
-        referral = db.session.scalars(select(Referral).where(Referral.organization_id == org.id)
-                                      .order_by(Referral.id)).first()
+        referral = db.session.scalars(
+            select(Referral).where(Referral.organization_id == org.id).order_by(Referral.id)
+        ).first()
         return str(referral.patient.public_id)
 
 

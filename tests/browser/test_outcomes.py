@@ -1,4 +1,5 @@
 """A partner opens their outcomes report and a patient's chart; staff open analytics; axe-core finds nothing serious."""
+
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -21,10 +22,14 @@ def _charted_patient(live_server_app) -> str:
     with live_server_app.app_context():
         org = db.session.scalar(select(Organization).where(Organization.name == "Lakeside Orthopedics"))
         referral = db.session.scalars(
-            select(Referral).join(OutcomeScore, OutcomeScore.referral_id == Referral.id)
-            .where(Referral.organization_id == org.id,
-                   Referral.patient_id.in_(consented_patients(OrganizationAudience(org.id))))
-            .order_by(Referral.id)).first()
+            select(Referral)
+            .join(OutcomeScore, OutcomeScore.referral_id == Referral.id)
+            .where(
+                Referral.organization_id == org.id,
+                Referral.patient_id.in_(consented_patients(OrganizationAudience(org.id))),
+            )
+            .order_by(Referral.id)
+        ).first()
         assert Category.OUTCOME_SCORES and referral is not None, "the demo data has charted Lakeside patients"
         return str(referral.patient.public_id)
 

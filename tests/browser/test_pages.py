@@ -1,4 +1,5 @@
 """Sign in as each role in a real browser, see the home page, pass axe-core, sign out."""
+
 import time
 
 import pytest

@@ -1,4 +1,5 @@
 """A partner sends a referral with an attachment; staff accept and schedule it; the partner sees it."""
+
 import pytest
 from playwright.sync_api import expect
 

@@ -1,4 +1,5 @@
 """Staff log a touchpoint and set the next check-in, publish an event; a partner RSVPs to it."""
+
 from datetime import timedelta
 
 import pytest

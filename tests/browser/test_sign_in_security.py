@@ -1,5 +1,6 @@
 """In a real browser: setting up two-step verification, the account page, and single sign-on
 through a real OpenID provider (node-oidc-provider) configured by an admin on its page."""
+
 import base64
 import re
 
@@ -17,8 +18,9 @@ LAKESIDE_PARTNER = "partner@lakeside-ortho.example"
 
 @pytest.fixture(scope="module")
 def provider(live_server, tmp_path_factory):
-    with running_provider([f"{live_server}/auth/sso/callback"],
-                          tmp_path_factory.mktemp("oidc-browser") / "provider.log") as running:
+    with running_provider(
+        [f"{live_server}/auth/sso/callback"], tmp_path_factory.mktemp("oidc-browser") / "provider.log"
+    ) as running:
         yield running
 
 

@@ -1,13 +1,15 @@
 """The consent policy, exhaustively and by property: nothing reaches a partner without consent."""
+
 from datetime import timedelta
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from portal.consent.models import Category, ConsentStatus
 from portal.consent.policy import may_see
+from portal.extensions import db as _db
 from portal.progress.models import UPDATE_CATEGORIES, UpdateState
 from portal.progress.queries import visible_updates
-from portal.extensions import db as _db
 from tests import factories
 from tests.clock import practice_today
 from tests.consent.helpers import add_consent, add_update
@@ -26,9 +28,13 @@ GRANTEES = ("organization", "this_clinician", "colleague", "other_organization")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(granted=st.sets(st.sampled_from(list(Category)), min_size=1), grantee=st.sampled_from(GRANTEES),
-       state=st.sampled_from(sorted(STATES)), update_state=st.sampled_from(list(UpdateState)),
-       update_category=st.sampled_from(UPDATE_CATEGORIES))
+@given(
+    granted=st.sets(st.sampled_from(list(Category)), min_size=1),
+    grantee=st.sampled_from(GRANTEES),
+    state=st.sampled_from(sorted(STATES)),
+    update_state=st.sampled_from(list(UpdateState)),
+    update_category=st.sampled_from(UPDATE_CATEGORIES),
+)
 def test_policy_property(db, granted, grantee, state, update_state, update_category):
     nested = _db.session.begin_nested()  # each example starts clean
     try:
@@ -49,12 +55,17 @@ def test_policy_property(db, granted, grantee, state, update_state, update_categ
         staff = factories.make_user("staff")
         item = add_update(referral, staff, state=update_state, category=update_category)
 
-        expected = (update_state is UpdateState.RELEASED and update_category in granted and state in IN_EFFECT
-                    and grantee in ("organization", "this_clinician"))
+        expected = (
+            update_state is UpdateState.RELEASED
+            and update_category in granted
+            and state in IN_EFFECT
+            and grantee in ("organization", "this_clinician")
+        )
         seen = _db.session.scalars(visible_updates(viewer).where(type(item).id == item.id)).all()
         assert (seen == [item]) is expected
         assert may_see(viewer, referral.patient_id, update_category) is (
-            update_category in granted and state in IN_EFFECT and grantee in ("organization", "this_clinician"))
+            update_category in granted and state in IN_EFFECT and grantee in ("organization", "this_clinician")
+        )
     finally:
         nested.rollback()
 

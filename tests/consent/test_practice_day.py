@@ -4,6 +4,7 @@ A UTC server's date runs ahead of a Chicago practice from 6 or 7 pm until midnig
 "today" the host's date, a consent dated tomorrow would start sharing tonight, and one that
 runs through today would stop sharing at dinner time.
 """
+
 from datetime import UTC, date, datetime
 
 import pytest

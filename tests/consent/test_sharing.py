@@ -1,4 +1,5 @@
 """Consent-gated sharing end to end: record, approve (never your own), see, revoke, account."""
+
 import threading
 from datetime import timedelta
 
@@ -33,13 +34,28 @@ def test_staff_records_consent_and_partner_sees_released_update(app, client, db,
     author_client, author = _staff(app, db)
     approver_client, approver = _staff(app, db)
     patient_url = f"/staff/patients/{referral.patient.public_id}"
-    response = author_client.post(f"{patient_url}/consents", data={
-        "organization": str(partner.organization.public_id), "clinician": "", "categories": ["progress_notes"],
-        "effective_on": practice_today().isoformat(), "method": "verbal_witnessed", "witness": "Sam Intake"})
+    response = author_client.post(
+        f"{patient_url}/consents",
+        data={
+            "organization": str(partner.organization.public_id),
+            "clinician": "",
+            "categories": ["progress_notes"],
+            "effective_on": practice_today().isoformat(),
+            "method": "verbal_witnessed",
+            "witness": "Sam Intake",
+        },
+    )
     assert response.status_code == 302
-    response = author_client.post(f"{patient_url}/updates", data={
-        "referral": str(referral.public_id), "visit_date": practice_today().isoformat(), "category": "progress_notes",
-        "body": "Knee flexion now 120 degrees; climbing stairs.", "action": "submit"})
+    response = author_client.post(
+        f"{patient_url}/updates",
+        data={
+            "referral": str(referral.public_id),
+            "visit_date": practice_today().isoformat(),
+            "category": "progress_notes",
+            "body": "Knee flexion now 120 degrees; climbing stairs.",
+            "action": "submit",
+        },
+    )
     assert response.status_code == 302
     item = db.session.scalar(select(ProgressUpdate))
     assert item.state is UpdateState.PENDING
@@ -48,13 +64,18 @@ def test_staff_records_consent_and_partner_sees_released_update(app, client, db,
 
     own = author_client.post(f"/staff/updates/{item.public_id}/approve", data={"version": item.version})
     assert own.status_code == 422 and b"another staff member must approve" in own.data
-    assert approver_client.post(f"/staff/updates/{item.public_id}/approve", data={"version": item.version}).status_code == 302
+    assert (
+        approver_client.post(f"/staff/updates/{item.public_id}/approve", data={"version": item.version}).status_code
+        == 302
+    )
     assert b"climbing stairs" in client.get(partner_page).data
     (notice,) = outbox(partner.email)
     assert notice.template == "update_available" and "stairs" not in str(notice.context)
 
     consent = db.session.scalar(select(Consent))
-    response = author_client.post(f"{patient_url}/consents/{consent.public_id}/revoke", data={"reason": "Patient asked"})
+    response = author_client.post(
+        f"{patient_url}/consents/{consent.public_id}/revoke", data={"reason": "Patient asked"}
+    )
     assert response.status_code == 302
     assert b"climbing stairs" not in client.get(partner_page).data  # revoked: hidden at once
     versions = db.session.scalars(select(Consent).order_by(Consent.version)).all()
@@ -79,11 +100,12 @@ def test_partner_never_sees_unreleased_updates(client, db, episode, state):
 
 def test_two_approvers_at_once_exactly_one_wins(app, database_url, tmp_path):
     """Real concurrency: two connections approve the same pending update at the same time."""
+    import os
+
+    from portal.core.unit_of_work import writing
     from portal.extensions import db as _db
     from portal.progress import services
-    from portal.core.unit_of_work import writing
     from tests.conftest import fresh_database, migrated_app
-    import os
 
     url = fresh_database(os.environ.get("TEST_DATABASE_URL"), tmp_path, "race")
     race_app = migrated_app(url, tmp_path)
@@ -121,8 +143,12 @@ def test_two_approvers_at_once_exactly_one_wins(app, database_url, tmp_path):
     [t.join() for t in threads]
     assert sorted(o.split(":")[0] for o in outcomes) == ["ok", "refused"]
     with race_app.app_context():
-        assert _db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.template == "update_available")) == 1
+        assert (
+            _db.session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "update_available")
+            )
+            == 1
+        )
         _db.engine.dispose()
 
 
@@ -131,13 +157,21 @@ def test_return_to_author_needs_a_note_and_author_can_resubmit(app, db, episode)
     author_client, author = _staff(app, db)
     other_client, _ = _staff(app, db)
     item = add_update(referral, author, state=UpdateState.PENDING)
-    assert other_client.post(f"/staff/updates/{item.public_id}/return", data={"version": item.version}).status_code == 422
-    assert other_client.post(f"/staff/updates/{item.public_id}/return",
-                             data={"version": item.version, "note": "Add the pain score"}).status_code == 302
+    assert (
+        other_client.post(f"/staff/updates/{item.public_id}/return", data={"version": item.version}).status_code == 422
+    )
+    assert (
+        other_client.post(
+            f"/staff/updates/{item.public_id}/return", data={"version": item.version, "note": "Add the pain score"}
+        ).status_code
+        == 302
+    )
     db.session.refresh(item)
     assert item.state is UpdateState.RETURNED and item.return_note == "Add the pain score"
-    response = author_client.post(f"/staff/updates/{item.public_id}/revise",
-                                  data={"visit_date": practice_today().isoformat(), "body": "Pain 3/10, improving."})
+    response = author_client.post(
+        f"/staff/updates/{item.public_id}/revise",
+        data={"visit_date": practice_today().isoformat(), "body": "Pain 3/10, improving."},
+    )
     assert response.status_code == 302
     db.session.refresh(item)
     assert item.state is UpdateState.PENDING and item.body == "Pain 3/10, improving."
@@ -161,12 +195,18 @@ def test_consent_form_errors_are_explained(app, db, episode):
     partner, referral = episode
     staff_client, _ = _staff(app, db)
     url = f"/staff/patients/{referral.patient.public_id}/consents"
-    base = {"organization": str(partner.organization.public_id), "clinician": "", "categories": ["progress_notes"],
-            "effective_on": practice_today().isoformat()}
-    for extra, message in [({"method": "signed_form"}, b"Upload the signed consent form"),
-                           ({"method": "verbal_witnessed"}, b"Name the witness"),
-                           ({"method": "electronic", "expires_on": "2000-01-01"}, b"on or after the effective date"),
-                           ({"method": "electronic", "categories": []}, b"Choose at least one")]:
+    base = {
+        "organization": str(partner.organization.public_id),
+        "clinician": "",
+        "categories": ["progress_notes"],
+        "effective_on": practice_today().isoformat(),
+    }
+    for extra, message in [
+        ({"method": "signed_form"}, b"Upload the signed consent form"),
+        ({"method": "verbal_witnessed"}, b"Name the witness"),
+        ({"method": "electronic", "expires_on": "2000-01-01"}, b"on or after the effective date"),
+        ({"method": "electronic", "categories": []}, b"Choose at least one"),
+    ]:
         response = staff_client.post(url, data={**base, **extra})
         assert response.status_code == 422 and message in response.data, message
     assert db.session.scalar(select(func.count()).select_from(Consent)) == 0

@@ -1,4 +1,5 @@
 """Each new consent version stamps the versions it replaces; the policy reads only the newest."""
+
 from sqlalchemy import select
 
 from portal.consent import services

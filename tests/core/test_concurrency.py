@@ -1,6 +1,7 @@
 """Many people at once, on a real server (gunicorn, two workers of two threads, as `make run`),
 on SQLite and PostgreSQL alike: readers and writers get no error, every PHI read is audited
 exactly once, and the audit chain still verifies afterwards. Not timed: speed is bench/'s job."""
+
 import random
 import re
 import threading
@@ -44,16 +45,26 @@ def _count(portal, query):
 
 
 def test_readers_and_writers_at_once_get_no_error_and_every_read_is_audited_once(portal):
-    partners = [portal.signed_in(email) for email in ["partner@lakeside-ortho.example"] * 8
-                + ["partner@maple-primary.example"] * 4 + ["padmin@lakeside-ortho.example"] * 2]
-    staff = [portal.signed_in("staff@riverbend-pt.example", _demo_code()),
-             portal.signed_in("therapist@riverbend-pt.example", _demo_code())]
+    partners = [
+        portal.signed_in(email)
+        for email in ["partner@lakeside-ortho.example"] * 8
+        + ["partner@maple-primary.example"] * 4
+        + ["padmin@lakeside-ortho.example"] * 2
+    ]
+    staff = [
+        portal.signed_in("staff@riverbend-pt.example", _demo_code()),
+        portal.signed_in("therapist@riverbend-pt.example", _demo_code()),
+    ]
     links = {id(s): REFERRAL_LINK.findall(s.get(portal.base + "/partner/?status=").text) for s in partners}
     open_links = {id(s): REFERRAL_LINK.findall(s.get(portal.base + "/partner/?status=open").text) for s in partners}
     queue = STAFF_LINK.findall(staff[0].get(portal.base + "/staff/referrals/?status=in_care").text)
     assert all(links.values()) and all(open_links.values()) and queue
-    reads_before = _count(portal, select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "phi.read", AuditEvent.detail["view"].as_string() == "partner"))
+    reads_before = _count(
+        portal,
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "phi.read", AuditEvent.detail["view"].as_string() == "partner"),
+    )
     notes_before = _count(portal, select(func.count()).select_from(ReferralEvent).where(ReferralEvent.kind == "note"))
 
     statuses, detail_reads, notes_sent, failures = Counter(), Counter(), Counter(), []
@@ -65,8 +76,11 @@ def test_readers_and_writers_at_once_get_no_error_and_every_read_is_audited_once
         while time.monotonic() < stop:
             roll, referral = rng.random(), rng.choice(own)
             if roll < 0.1:  # one request in ten writes
-                r = session.post(portal.base + rng.choice(open_) + "/notes", data={"csrf_token": token, "note": "Called the patient."},
-                                 allow_redirects=False)
+                r = session.post(
+                    portal.base + rng.choice(open_) + "/notes",
+                    data={"csrf_token": token, "note": "Called the patient."},
+                    allow_redirects=False,
+                )
                 notes_sent[r.status_code] += 1
             elif roll < 0.55:
                 r = session.get(portal.base + referral)
@@ -97,11 +111,19 @@ def test_readers_and_writers_at_once_get_no_error_and_every_read_is_audited_once
     assert {code for code in statuses if code >= 400} == set(), statuses  # no 5xx, no "portal is busy"
     assert set(notes_sent) == {302}
     # Every referral page shown left exactly one PHI read; every note landed once.
-    assert _count(portal, select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "phi.read", AuditEvent.detail["view"].as_string() == "partner")) \
+    assert (
+        _count(
+            portal,
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "phi.read", AuditEvent.detail["view"].as_string() == "partner"),
+        )
         == reads_before + detail_reads[200]
-    assert _count(portal, select(func.count()).select_from(ReferralEvent).where(
-        ReferralEvent.kind == "note")) == notes_before + notes_sent[302]
+    )
+    assert (
+        _count(portal, select(func.count()).select_from(ReferralEvent).where(ReferralEvent.kind == "note"))
+        == notes_before + notes_sent[302]
+    )
 
 
 def test_the_audit_chain_verifies_after_the_load_with_a_sealer_running_beside_it(portal):

@@ -1,4 +1,5 @@
 """Friendly error pages, JSON under the API prefix, and no stack traces."""
+
 from portal.core.permissions import public
 from tests.conftest import migrated_app
 

@@ -5,6 +5,7 @@ database away from it: on PostgreSQL by killing its connections (as a restart do
 SQLite by holding the writer lock longer than the busy timeout. Both must keep running and
 catch up once the database is back.
 """
+
 import logging
 import os
 import sqlite3
@@ -90,8 +91,9 @@ def test_the_sealer_keeps_running_through_a_database_outage(own_app, caplog):
     def sealer():
         try:
             with own_app.app_context():
-                keep_running(chain.seal, every=0.05, stop=stop, log=logging.getLogger("portal.audit"),
-                             name="audit sealer")
+                keep_running(
+                    chain.seal, every=0.05, stop=stop, log=logging.getLogger("portal.audit"), name="audit sealer"
+                )
         except Exception as exc:  # noqa: BLE001 - surfaced below
             errors.append(repr(exc))
 
@@ -104,8 +106,9 @@ def test_the_sealer_keeps_running_through_a_database_outage(own_app, caplog):
         outage.start()
         outage.join()
         _add_events(own_app, 5)
-        assert _wait_for(lambda: _count(own_app, select(func.count()).where(AuditEvent.seq.is_(None))) == 0), \
+        assert _wait_for(lambda: _count(own_app, select(func.count()).where(AuditEvent.seq.is_(None))) == 0), (
             "the sealer did not catch up after the database came back"
+        )
         assert thread.is_alive() and errors == []
         assert any("database error" in r.getMessage() for r in caplog.records), "the outage was not noticed"
     finally:
@@ -138,15 +141,21 @@ def test_the_outbox_worker_keeps_running_through_a_database_outage(own_app, capl
     def enqueue_some(prefix, n):
         with own_app.app_context():
             for i in range(n):
-                enqueue(f"{prefix}{i}@example.com", "password_reset", dedupe_key=f"{prefix}-{i}",
-                        link="https://portal.example/l", minutes=60)
+                enqueue(
+                    f"{prefix}{i}@example.com",
+                    "password_reset",
+                    dedupe_key=f"{prefix}-{i}",
+                    link="https://portal.example/l",
+                    minutes=60,
+                )
             db.session.commit()
             db.session.remove()
 
     def work():
         with own_app.app_context():
-            totals.append(Worker(sink, Policy(batch_size=5, lease_seconds=30), name="w").run(poll_seconds=0.05,
-                                                                                           stop=stop))
+            totals.append(
+                Worker(sink, Policy(batch_size=5, lease_seconds=30), name="w").run(poll_seconds=0.05, stop=stop)
+            )
 
     enqueue_some("before", 5)
     thread = threading.Thread(target=work)
@@ -165,8 +174,10 @@ def test_the_outbox_worker_keeps_running_through_a_database_outage(own_app, capl
         stop.set()
         thread.join(10)
     assert len(set(sink.sent)) == 10
-    assert _count(own_app, select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.state == OutboxState.SENT)) == 10
+    assert (
+        _count(own_app, select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == OutboxState.SENT))
+        == 10
+    )
 
 
 def test_backoff_doubles_to_a_ceiling_and_resets():

@@ -1,4 +1,5 @@
 """Login throttling with in-memory storage by default and Redis when configured."""
+
 import os
 import uuid
 
@@ -10,16 +11,23 @@ from tests.conftest import migrated_app
 @pytest.fixture
 def limited_app(tmp_path, app):
     def _make(**overrides):
-        return migrated_app(f"sqlite:///{tmp_path / 'rl.db'}", tmp_path, RATELIMIT_ENABLED=True,
-                            LOGIN_RATE_LIMIT="3 per minute", **overrides)
+        return migrated_app(
+            f"sqlite:///{tmp_path / 'rl.db'}",
+            tmp_path,
+            RATELIMIT_ENABLED=True,
+            LOGIN_RATE_LIMIT="3 per minute",
+            **overrides,
+        )
 
     return _make
 
 
 def _hammer(app, n=4):
     client = app.test_client()
-    return [client.post("/auth/login", data={"email": "x@example.com", "password": "wrong password"}).status_code
-            for _ in range(n)]
+    return [
+        client.post("/auth/login", data={"email": "x@example.com", "password": "wrong password"}).status_code
+        for _ in range(n)
+    ]
 
 
 def test_login_is_throttled_in_memory(limited_app):
@@ -69,8 +77,11 @@ def test_two_processes_share_one_count(tmp_path):
 
     uri = f"portal+sqlite://{tmp_path}/ratelimit.db"
     first, second = SqliteCounterStorage(uri), SqliteCounterStorage(uri)
-    assert [first.incr("login/1.2.3.4", 60), second.incr("login/1.2.3.4", 60), first.incr("login/1.2.3.4", 60)] \
-        == [1, 2, 3]
+    assert [first.incr("login/1.2.3.4", 60), second.incr("login/1.2.3.4", 60), first.incr("login/1.2.3.4", 60)] == [
+        1,
+        2,
+        3,
+    ]
     assert second.get("login/1.2.3.4") == 3 and second.get_expiry("login/1.2.3.4") > 0
     assert [first.incr("over", 0), second.incr("over", 0)] == [1, 1]  # a window that is over starts again
     second.clear("login/1.2.3.4")

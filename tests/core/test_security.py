@@ -1,11 +1,12 @@
 """Headers, caching, CSRF and cookies that must hold on every page."""
+
 import re
 
 import pytest
 
 from portal import create_app
-from tests.conftest import TEST_KEK, TEST_SECRET, migrated_app, sign_in
 from tests import factories
+from tests.conftest import TEST_KEK, TEST_SECRET, migrated_app, sign_in
 
 
 def test_strict_headers_on_every_page(client):
@@ -40,13 +41,23 @@ def test_session_cookie_flags(client, db):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-
 def test_production_cookies_are_secure(tmp_path):
-    common = {"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": TEST_SECRET, "PHI_KEK": TEST_KEK,
-              "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
+    common = {
+        "INSTANCE_PATH": str(tmp_path),
+        "SECRET_KEY": TEST_SECRET,
+        "PHI_KEK": TEST_KEK,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
+    }
     create_app({**common, "PORTAL_ENV": "test"})  # creates the keyring production insists on
-    app = create_app({"PORTAL_ENV": "production", "INSTANCE_PATH": str(tmp_path), "SECRET_KEY": TEST_SECRET,
-                      "PHI_KEK": TEST_KEK, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"})
+    app = create_app(
+        {
+            "PORTAL_ENV": "production",
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": TEST_SECRET,
+            "PHI_KEK": TEST_KEK,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
+        }
+    )
     assert app.config["SESSION_COOKIE_SECURE"] is True and app.config["SESSION_COOKIE_HTTPONLY"] is True
 
 
@@ -65,15 +76,20 @@ def test_forms_with_csrf_token_are_accepted(csrf_app):
     client = csrf_app.test_client()
     page = client.get("/auth/login").data.decode()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post("/auth/login", data={"email": "a@example.com", "password": "x" * 12,
-                                                 "csrf_token": token})
+    response = client.post("/auth/login", data={"email": "a@example.com", "password": "x" * 12, "csrf_token": token})
     assert response.status_code == 401 and b"Incorrect e-mail or password" in response.data
 
 
 def test_development_has_no_hsts_and_plain_cookies(tmp_path):
-    app = create_app({"PORTAL_ENV": "development", "INSTANCE_PATH": str(tmp_path),
-                      "SECRET_KEY": TEST_SECRET, "PHI_KEK": TEST_KEK,
-                      "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}"})
+    app = create_app(
+        {
+            "PORTAL_ENV": "development",
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": TEST_SECRET,
+            "PHI_KEK": TEST_KEK,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}",
+        }
+    )
     assert app.config["SESSION_COOKIE_SECURE"] is False
     assert "Strict-Transport-Security" not in app.test_client().get("/static/favicon.svg").headers
 

@@ -1,4 +1,5 @@
 """One clock: the portal reads time only through portal.core.time."""
+
 import re
 from pathlib import Path
 
@@ -10,10 +11,13 @@ HOST_CLOCK = re.compile(r"\bdate\.today\(|\bdatetime\.(now|today|utcnow)\(|\btim
 
 def test_no_code_reads_the_hosts_calendar():
     root = Path(portal.__file__).parent
-    offenders = [f"{path.relative_to(root)}:{number}"
-                 for path in sorted(root.rglob("*.py")) if path.name != "time.py" or path.parent.name != "core"
-                 for number, line in enumerate(path.read_text().splitlines(), 1)
-                 if HOST_CLOCK.search(line.split("#")[0])]
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "time.py" or path.parent.name != "core"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if HOST_CLOCK.search(line.split("#")[0])
+    ]
     assert offenders == []
 
 

@@ -1,5 +1,6 @@
 """The request's unit of work (portal/core/unit_of_work.py): reads stay reads, what a request
 showed is audited whatever it answers, and a failed commit gets the portal's own page."""
+
 import sqlite3
 
 import pytest
@@ -8,8 +9,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from portal import create_app
-from portal.audit.models import AuditEvent
 from portal.accounts.models import UserSession
+from portal.audit.models import AuditEvent
 from portal.core import unit_of_work
 from portal.core.permissions import Role
 from portal.partners.models import Organization, OrganizationKind
@@ -22,8 +23,11 @@ def _locked() -> OperationalError:
 
 
 def _phi_reads(db, referral) -> int:
-    return db.session.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "phi.read", AuditEvent.object_id == str(referral.public_id)))
+    return db.session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "phi.read", AuditEvent.object_id == str(referral.public_id))
+    )
 
 
 def test_a_phi_read_on_a_page_that_answers_422_is_audited_exactly_once(client, db, login_as, org_a):
@@ -64,8 +68,9 @@ def test_a_page_view_refreshes_last_seen_without_writing_in_its_read(client, db,
     assert record.last_seen_at > before + timedelta(minutes=4)
 
 
-def test_a_commit_that_fails_after_the_view_returned_gets_a_503_page_not_a_bare_500(client, login_as, org_a,
-                                                                                  monkeypatch):
+def test_a_commit_that_fails_after_the_view_returned_gets_a_503_page_not_a_bare_500(
+    client, login_as, org_a, monkeypatch
+):
     partner = login_as(Role.PARTNER)
     referral = factories.make_referral(org_a, clinician=partner)
 
@@ -92,8 +97,9 @@ def test_a_page_whose_audit_record_cannot_be_stored_is_not_shown(client, login_a
     assert response.status_code == 503 and b"Rivera" not in response.data
 
 
-@pytest.mark.parametrize("url", ["sqlite:////nonexistent-directory/portal.db",
-                                 "postgresql://postgres@127.0.0.1:1/nowhere"])
+@pytest.mark.parametrize(
+    "url", ["sqlite:////nonexistent-directory/portal.db", "postgresql://postgres@127.0.0.1:1/nowhere"]
+)
 def test_a_database_that_cannot_be_reached_is_a_503_to_retry(tmp_path, url):
     app = create_app(config_for(url, tmp_path))
     response = app.test_client().post("/auth/login", data={"email": "a@example.com", "password": "x" * 12})

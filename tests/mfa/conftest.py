@@ -1,4 +1,5 @@
 """Helpers for the two sign-in steps."""
+
 from types import SimpleNamespace
 
 import pytest

@@ -1,4 +1,5 @@
 """Practice admins: reset a user's second factor (a lost phone), set an organization's policy."""
+
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent

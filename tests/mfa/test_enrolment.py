@@ -1,5 +1,6 @@
 """Setting up the second factor: forced after the password step, or from the account page;
 replacing it, new recovery codes, turning it off. Every change ends other sessions."""
+
 import base64
 import re
 
@@ -55,8 +56,9 @@ def test_the_secret_is_stored_encrypted(client, db):
     staff = factories.make_user("staff", mfa=False)
     password_step(client, staff)
     secret = _key(client.get("/auth/mfa/setup"))
-    raw = db.session.execute(select(TotpCredential.__table__.c.secret_ct)
-                             .where(TotpCredential.user_id == staff.id)).scalar_one()
+    raw = db.session.execute(
+        select(TotpCredential.__table__.c.secret_ct).where(TotpCredential.user_id == staff.id)
+    ).scalar_one()
     assert secret not in raw and totp.to_base32(secret).encode() not in raw and len(raw) > len(secret)
 
 
@@ -139,7 +141,6 @@ def test_a_partner_may_turn_it_off_staff_may_not(client, app, db, org_a, outbox)
     staff = factories.make_user("staff")
     staff_client = app.test_client()
     sign_in(staff_client, staff.email)
-    response = staff_client.post("/auth/mfa/disable", data={"off-password": factories.PASSWORD},
-                                 follow_redirects=True)
+    response = staff_client.post("/auth/mfa/disable", data={"off-password": factories.PASSWORD}, follow_redirects=True)
     assert b"required for your account" in response.data
     assert db.session.scalar(select(TotpCredential).where(TotpCredential.user_id == staff.id)) is not None

@@ -1,14 +1,15 @@
 """Sign-in with a second factor: the password step leaves only a pending note; the code
 step starts the session. Codes work once, failures are counted, browsers can be remembered."""
+
 import hashlib
 import time
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from portal.audit.models import AuditEvent
 from portal.accounts.models import UserSession
 from portal.accounts.passwords import hash_password
+from portal.audit.models import AuditEvent
 from portal.core.time import now_utc
 from portal.mfa import services
 from portal.mfa.flow import DEVICE_COOKIE, PENDING_KEY
@@ -23,8 +24,9 @@ def _sessions(db, user):
 
 
 def _actions(db, user):
-    return db.session.scalars(select(AuditEvent.action).where(AuditEvent.actor_id == user.id)
-                              .order_by(AuditEvent.id)).all()
+    return db.session.scalars(
+        select(AuditEvent.action).where(AuditEvent.actor_id == user.id).order_by(AuditEvent.id)
+    ).all()
 
 
 def test_password_alone_signs_nobody_in(client, db):
@@ -75,7 +77,9 @@ def test_a_code_works_once(client, app, db, frozen_clock):
     response = other.post("/auth/mfa/verify", data={"code": code})
     assert response.status_code == 401
     assert db.session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "auth.mfa_failed")) == {
-        "kind": "totp", "reason": "replayed"}
+        "kind": "totp",
+        "reason": "replayed",
+    }
 
 
 def test_codes_a_step_either_side_pass_two_steps_away_do_not(client, app, db, frozen_clock):
@@ -178,6 +182,7 @@ def test_recovery_codes_are_stored_only_as_digests(db):
 
 # --- remembered browsers --------------------------------------------------------------------
 
+
 def _verify_and_remember(client, user):
     password_step(client, user)
     return client.post("/auth/mfa/verify", data={"code": factories.next_totp_code(user), "remember": "y"})
@@ -244,8 +249,13 @@ def test_a_partner_without_a_second_factor_signs_in_with_the_password(client, db
 
 
 def test_the_code_step_is_throttled(tmp_path, app):
-    limited = migrated_app(f"sqlite:///{tmp_path / 'rl.db'}", tmp_path, RATELIMIT_ENABLED=True,
-                           LOGIN_RATE_LIMIT="3 per minute", MFA_MAX_FAILURES=100)
+    limited = migrated_app(
+        f"sqlite:///{tmp_path / 'rl.db'}",
+        tmp_path,
+        RATELIMIT_ENABLED=True,
+        LOGIN_RATE_LIMIT="3 per minute",
+        MFA_MAX_FAILURES=100,
+    )
     with limited.app_context():
         from portal.extensions import db as _db
 

@@ -1,4 +1,5 @@
 """RFC 6238 arithmetic, the skew window, the key URI and the locally drawn QR code."""
+
 import base64
 import urllib.parse
 
@@ -10,10 +11,17 @@ from portal.mfa.qr import svg_data_uri
 RFC_SECRET = b"12345678901234567890"
 
 
-@pytest.mark.parametrize("t,expected", [  # RFC 6238 Appendix B, HMAC-SHA1
-    (59, "94287082"), (1111111109, "07081804"), (1111111111, "14050471"),
-    (1234567890, "89005924"), (2000000000, "69279037"), (20000000000, "65353130"),
-])
+@pytest.mark.parametrize(
+    "t,expected",
+    [  # RFC 6238 Appendix B, HMAC-SHA1
+        (59, "94287082"),
+        (1111111109, "07081804"),
+        (1111111111, "14050471"),
+        (1234567890, "89005924"),
+        (2000000000, "69279037"),
+        (20000000000, "65353130"),
+    ],
+)
 def test_rfc_6238_vectors(t, expected):
     assert totp.hotp(RFC_SECRET, t // 30, digits=8) == expected
 
@@ -44,8 +52,13 @@ def test_provisioning_uri_names_issuer_account_and_parameters():
     assert parts.scheme == "otpauth" and parts.netloc == "totp"
     assert urllib.parse.unquote(parts.path) == "/Riverbend Physical Therapy:dr.lee+ortho@clinic.example"
     query = dict(urllib.parse.parse_qsl(parts.query))
-    assert query == {"secret": totp.to_base32(RFC_SECRET), "issuer": "Riverbend Physical Therapy",
-                     "algorithm": "SHA1", "digits": "6", "period": "30"}
+    assert query == {
+        "secret": totp.to_base32(RFC_SECRET),
+        "issuer": "Riverbend Physical Therapy",
+        "algorithm": "SHA1",
+        "digits": "6",
+        "period": "30",
+    }
 
 
 def test_qr_code_is_an_svg_data_uri_without_inline_style():

@@ -1,4 +1,5 @@
 """A real SMTP server on loopback (aiosmtpd), whose behaviour each test chooses."""
+
 import asyncio
 import socket
 import threading

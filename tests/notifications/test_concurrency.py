@@ -4,6 +4,7 @@ This needs real concurrent transactions, so it runs on its own freshly migrated 
 (SQLite file, or a PostgreSQL database when TEST_DATABASE_URL is set), not inside the
 per-test rollback.
 """
+
 import os
 import threading
 from collections import Counter
@@ -33,8 +34,13 @@ def own_app(tmp_path):
 def test_two_workers_deliver_each_message_exactly_once(own_app, smtp_server):
     with own_app.app_context():
         for i in range(MESSAGES):
-            enqueue(f"user{i}@example.com", "password_reset", dedupe_key=f"bench-{i}",
-                    link=f"https://portal.example/l/{i}", minutes=60)
+            enqueue(
+                f"user{i}@example.com",
+                "password_reset",
+                dedupe_key=f"bench-{i}",
+                link=f"https://portal.example/l/{i}",
+                minutes=60,
+            )
         db.session.commit()
 
     start = threading.Barrier(2)
@@ -63,6 +69,5 @@ def test_two_workers_deliver_each_message_exactly_once(own_app, smtp_server):
     assert totals["w1"].sent + totals["w2"].sent == MESSAGES
     assert totals["w1"].sent > 0 and totals["w2"].sent > 0, "both workers should have taken part"
     with own_app.app_context():
-        states = dict(db.session.execute(
-            select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)).all())
+        states = dict(db.session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)).all())
         assert states == {OutboxState.SENT: MESSAGES}

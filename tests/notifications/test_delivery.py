@@ -1,4 +1,5 @@
 """The worker against a real SMTP server on loopback: success, refusals, time-outs, drops, outages."""
+
 import random
 from datetime import timedelta
 
@@ -14,8 +15,9 @@ from tests.notifications.conftest import free_port
 
 
 def queue(db, n=1, template="password_reset"):
-    messages = [enqueue(f"person{i}@example.com", template, link=f"https://portal.example/l/{i}", minutes=60)
-                for i in range(n)]
+    messages = [
+        enqueue(f"person{i}@example.com", template, link=f"https://portal.example/l/{i}", minutes=60) for i in range(n)
+    ]
     db.session.commit()
     return messages
 
@@ -196,6 +198,5 @@ def test_a_database_outage_does_not_kill_the_long_running_worker(db, smtp_server
 
     monkeypatch.setattr(worker, "claim", flaky_claim)
     stop = threading.Event()
-    totals = worker.run(poll_seconds=0.01, stop=stop,
-                        on_batch=lambda r: stop.set() if r.sent else None)
+    totals = worker.run(poll_seconds=0.01, stop=stop, on_batch=lambda r: stop.set() if r.sent else None)
     assert totals.sent == 1 and len(calls) >= 2

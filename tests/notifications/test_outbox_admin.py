@@ -1,4 +1,5 @@
 """The admins' outbox page: dead letters and waiting messages, with a retry button."""
+
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent

@@ -1,4 +1,5 @@
 """Per-user choices: immediately, daily or weekly digest, or off; security notices always go."""
+
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
@@ -19,13 +20,19 @@ def test_default_is_immediately(db):
 
 def test_choices_hold_skip_or_send(db):
     user = factories.make_user(Role.PARTNER)
-    set_preferences(user, {Category.REFERRAL_UPDATES: DeliveryMode.DAILY,
-                           Category.PROGRESS_UPDATES: DeliveryMode.OFF,
-                           Category.DIGESTS: DeliveryMode.WEEKLY})
+    set_preferences(
+        user,
+        {
+            Category.REFERRAL_UPDATES: DeliveryMode.DAILY,
+            Category.PROGRESS_UPDATES: DeliveryMode.OFF,
+            Category.DIGESTS: DeliveryMode.WEEKLY,
+        },
+    )
     held = enqueue(user.email.upper(), "referral_status_changed", status_label="Scheduled", **REF)
     skipped = enqueue(user.email, "update_available", **REF)
-    weekly = enqueue(user.email, "monthly_digest", organization="Org", month="October 2026", referrals=3,
-                     seen="<11", mcid_rate="<11")
+    weekly = enqueue(
+        user.email, "monthly_digest", organization="Org", month="October 2026", referrals=3, seen="<11", mcid_rate="<11"
+    )
     assert (held.state, held.digest_period) == (OutboxState.HELD, DeliveryMode.DAILY)
     assert skipped.state is OutboxState.SKIPPED
     assert (weekly.state, weekly.digest_period) == (OutboxState.HELD, DeliveryMode.WEEKLY)
@@ -33,11 +40,14 @@ def test_choices_hold_skip_or_send(db):
 
 def test_security_notices_always_go(db):
     user = factories.make_user(Role.PARTNER)
-    set_preferences(user, {c: DeliveryMode.OFF for c in Category})
-    for template, ctx in [("password_reset", {"link": "x", "minutes": 60}), ("mfa_reset", {}),
-                          ("new_sign_in", {"when": "now", "ip": "203.0.113.1"}),
-                          ("password_changed", {"when": "now"}),
-                          ("invite", {"link": "x", "inviter": "A", "organization": "B", "hours": 72})]:
+    set_preferences(user, dict.fromkeys(Category, DeliveryMode.OFF))
+    for template, ctx in [
+        ("password_reset", {"link": "x", "minutes": 60}),
+        ("mfa_reset", {}),
+        ("new_sign_in", {"when": "now", "ip": "203.0.113.1"}),
+        ("password_changed", {"when": "now"}),
+        ("invite", {"link": "x", "inviter": "A", "organization": "B", "hours": 72}),
+    ]:
         assert enqueue(user.email, template, **ctx).state is OutboxState.PENDING, template
 
 
@@ -61,14 +71,18 @@ def test_dedupe_key_returns_the_existing_message(db):
 def test_digest_folds_held_messages_into_one_email(db):
     user = factories.make_user(Role.PARTNER)
     set_preferences(user, {Category.REFERRAL_UPDATES: DeliveryMode.DAILY})
-    held = [enqueue(user.email, "referral_status_changed", status_label=label, **REF)
-            for label in ("Scheduled", "First visit done")]
+    held = [
+        enqueue(user.email, "referral_status_changed", status_label=label, **REF)
+        for label in ("Scheduled", "First visit done")
+    ]
     other = enqueue(user.email, "update_available", **REF)  # immediately: not folded
     db.session.flush()
     digest = fold_digest(user.email, DeliveryMode.DAILY)
     assert digest.template == "digest" and digest.state is OutboxState.PENDING
     assert [i["subject"] for i in digest.context["items"]] == [
-        "Referral RB-7KQ2M9XA: Scheduled", "Referral RB-7KQ2M9XA: First visit done"]
+        "Referral RB-7KQ2M9XA: Scheduled",
+        "Referral RB-7KQ2M9XA: First visit done",
+    ]
     for m in held:
         db.session.refresh(m)
         assert (m.state, m.digest_id) == (OutboxState.SENT, digest.id)
@@ -99,18 +113,34 @@ def test_preferences_page_shows_the_roles_categories_and_saves(client, login_as,
     html = page.get_data(as_text=True)
     assert "Progress updates" in html and "Staff reminders" not in html
     assert "cannot be turned off" in html
-    response = client.post("/account/notifications", data={
-        "referral_updates": "weekly", "progress_updates": "off", "digests": "immediately"})
+    response = client.post(
+        "/account/notifications",
+        data={"referral_updates": "weekly", "progress_updates": "off", "digests": "immediately"},
+    )
     assert response.status_code == 302
-    prefs = dict(db.session.execute(select(NotificationPreference.category, NotificationPreference.mode)
-                                    .where(NotificationPreference.user_id == user.id)).all())
-    assert prefs == {Category.REFERRAL_UPDATES: DeliveryMode.WEEKLY, Category.PROGRESS_UPDATES: DeliveryMode.OFF,
-                     Category.DIGESTS: DeliveryMode.IMMEDIATELY}
+    prefs = dict(
+        db.session.execute(
+            select(NotificationPreference.category, NotificationPreference.mode).where(
+                NotificationPreference.user_id == user.id
+            )
+        ).all()
+    )
+    assert prefs == {
+        Category.REFERRAL_UPDATES: DeliveryMode.WEEKLY,
+        Category.PROGRESS_UPDATES: DeliveryMode.OFF,
+        Category.DIGESTS: DeliveryMode.IMMEDIATELY,
+    }
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "notifications.preferences_changed"))
     # A partner cannot smuggle in a staff-only category, nor an unknown mode.
     client.post("/account/notifications", data={"referral_updates": "sometimes", "staff_reminders": "off"})
-    assert db.session.scalar(select(NotificationPreference).where(
-        NotificationPreference.user_id == user.id, NotificationPreference.category == Category.STAFF_REMINDERS)) is None
+    assert (
+        db.session.scalar(
+            select(NotificationPreference).where(
+                NotificationPreference.user_id == user.id, NotificationPreference.category == Category.STAFF_REMINDERS
+            )
+        )
+        is None
+    )
 
 
 def test_staff_see_staff_reminders(client, login_as):

@@ -1,4 +1,5 @@
 """Development: without SMTP_HOST, `flask outbox work` saves .eml files and says so on the console."""
+
 from email import message_from_bytes, policy
 
 import pytest

@@ -1,4 +1,5 @@
 """Every e-mail template renders, is known here and in the catalog, and never carries PHI."""
+
 import re
 from datetime import date
 
@@ -25,10 +26,20 @@ CONTEXTS = {
     "consent_expiring": {"count": 3, "link": LINK},
     "checkin_due": {"organization": "Lakeside Orthopedics", "link": LINK},
     "partner_at_risk": {"organization": "Lakeside Orthopedics", "link": LINK, "previous": 12, "current": 5},
-    "monthly_digest": {"organization": "Lakeside Orthopedics", "month": "October 2026", "referrals": 23,
-                       "seen": 19, "mcid_rate": 71},
-    "digest": {"period": "daily", "items": [{"subject": "Referral RB-7KQ2M9XA: Scheduled", "link": LINK},
-                                            {"subject": "Check-in due: Lakeside Orthopedics", "link": None}]},
+    "monthly_digest": {
+        "organization": "Lakeside Orthopedics",
+        "month": "October 2026",
+        "referrals": 23,
+        "seen": 19,
+        "mcid_rate": 71,
+    },
+    "digest": {
+        "period": "daily",
+        "items": [
+            {"subject": "Referral RB-7KQ2M9XA: Scheduled", "link": LINK},
+            {"subject": "Check-in due: Lakeside Orthopedics", "link": None},
+        ],
+    },
 }
 
 
@@ -58,8 +69,10 @@ def test_each_template_declares_the_keys_it_needs(app, template):
     assert set(KINDS[template].keys) == set(CONTEXTS[template])
 
 
-@pytest.mark.parametrize("change,words", [("enrolled", "turned on"), ("turned_off", "turned off"),
-                                          ("recovery_code_used", "recovery codes was used")])
+@pytest.mark.parametrize(
+    "change,words",
+    [("enrolled", "turned on"), ("turned_off", "turned off"), ("recovery_code_used", "recovery codes was used")],
+)
 def test_mfa_changes_are_written_out(app, change, words):
     with app.app_context():
         out = render("mfa_changed", {"when": "today", "change": change})
@@ -75,8 +88,12 @@ def test_html_is_escaped(app):
 
 def test_subject_cannot_inject_headers(app):
     with app.app_context():
-        msg = build_message(message_id="x", recipient="a@example.com", template="checkin_due",
-                            context={"organization": "Acme\r\nBcc: evil@example.com", "link": LINK})
+        msg = build_message(
+            message_id="x",
+            recipient="a@example.com",
+            template="checkin_due",
+            context={"organization": "Acme\r\nBcc: evil@example.com", "link": LINK},
+        )
     assert msg["Bcc"] is None
     assert "\n" not in msg["Subject"]
 
@@ -88,6 +105,7 @@ def test_suppressed_small_numbers_are_explained(app):
 
 
 # --- no PHI ------------------------------------------------------------------------------
+
 
 def demo_contexts() -> dict[str, dict]:
     """Contexts built from the demo data (organizations, clinicians, staff) as the portal enqueues them."""
@@ -112,10 +130,17 @@ def phi_strings(patient) -> list[str]:
     """Every way a demo patient's PHI could be written into a message."""
     birth: date = patient.birth_date
     values = [
-        f"{patient.given_name} {patient.family_name}", f"{patient.family_name}, {patient.given_name}",
-        patient.family_name, patient.email, patient.phone, re.sub(r"\D", "", patient.phone),
-        birth.isoformat(), birth.strftime("%m/%d/%Y"), f"{birth.month}/{birth.day}/{birth.year}",
-        birth.strftime("%d %b %Y"), birth.strftime("%B %d, %Y").replace(" 0", " "),
+        f"{patient.given_name} {patient.family_name}",
+        f"{patient.family_name}, {patient.given_name}",
+        patient.family_name,
+        patient.email,
+        patient.phone,
+        re.sub(r"\D", "", patient.phone),
+        birth.isoformat(),
+        birth.strftime("%m/%d/%Y"),
+        f"{birth.month}/{birth.day}/{birth.year}",
+        birth.strftime("%d %b %Y"),
+        birth.strftime("%B %d, %Y").replace(" 0", " "),
         patient.address["line1"],
     ]
     if patient.insurance_member_id:
@@ -130,8 +155,12 @@ def test_no_demo_patient_phi_in_any_message(app):
     with app.app_context():
         phi = [phi_strings(demo_patient(i)) for i in range(40)]
         for template, context in demo_contexts().items():
-            msg = build_message(message_id="00000000-0000-4000-8000-000000000000",
-                                recipient="partner@lakeside-ortho.example", template=template, context=context)
+            msg = build_message(
+                message_id="00000000-0000-4000-8000-000000000000",
+                recipient="partner@lakeside-ortho.example",
+                template=template,
+                context=context,
+            )
             parts = [str(v) for _, v in msg.items()]
             parts += [msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()]
             haystack = "\n".join(parts).lower()
@@ -148,7 +177,11 @@ def test_the_phi_check_would_catch_a_leak(app):
     with app.app_context():
         patient = demo_patient(2)
         strings = phi_strings(patient)
-        msg = build_message(message_id="x", recipient="a@example.com", template="checkin_due",
-                            context={"organization": f"{patient.given_name} {patient.family_name}", "link": LINK})
+        msg = build_message(
+            message_id="x",
+            recipient="a@example.com",
+            template="checkin_due",
+            context={"organization": f"{patient.given_name} {patient.family_name}", "link": LINK},
+        )
     haystack = (str(msg["Subject"]) + msg.get_body(("plain",)).get_content()).lower()
     assert any(value.lower() in haystack for value in strings)

@@ -4,6 +4,7 @@ Node.js from the machine runs tests/oidc/provider.mjs; its packages are installe
 package-lock.json with `npm ci` the first time (a fresh clone, CI). Without Node.js the
 tests that need it are skipped locally and fail in CI.
 """
+
 import json
 import os
 import secrets
@@ -40,8 +41,13 @@ def ensure_installed() -> None:
     if (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         return
     npm = _need("npm")
-    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=OIDC_DIR,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=OIDC_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
         pytest.fail(f"npm ci in tests/oidc failed:\n{result.stdout}\n{result.stderr}")
 
@@ -52,11 +58,17 @@ def running_provider(redirect_uris: list[str], log_path: Path):
     ensure_installed()
     node = _need("node")
     client = RunningProvider(issuer="", client_id="portal-test", client_secret=secrets.token_urlsafe(24))
-    env = {**os.environ, "OIDC_CLIENT_ID": client.client_id, "OIDC_CLIENT_SECRET": client.client_secret,
-           "OIDC_REDIRECT_URIS": ",".join(redirect_uris), "OIDC_PORT": "0"}
+    env = {
+        **os.environ,
+        "OIDC_CLIENT_ID": client.client_id,
+        "OIDC_CLIENT_SECRET": client.client_secret,
+        "OIDC_REDIRECT_URIS": ",".join(redirect_uris),
+        "OIDC_PORT": "0",
+    }
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([node, "provider.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE,
-                                stderr=log, text=True)
+        proc = subprocess.Popen(
+            [node, "provider.mjs"], cwd=OIDC_DIR, env=env, stdout=subprocess.PIPE, stderr=log, text=True
+        )
         try:
             line = _first_line(proc)
             issuer = json.loads(line)["issuer"]

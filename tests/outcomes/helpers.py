@@ -1,4 +1,5 @@
 """Episodes with scores, built directly (add and flush) for the outcome and report tests."""
+
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -18,22 +19,41 @@ def instrument(code: str) -> Instrument:
 
 
 def add_score(referral, code: str, phase: Phase, value: float, on: date | None = None, recorder=None):
-    item = OutcomeScore(referral_id=referral.id, instrument_id=instrument(code).id, phase=phase,
-                        measured_on=on or practice_today(), score=value,
-                        recorded_by_id=(recorder or referral.clinician).id)
+    item = OutcomeScore(
+        referral_id=referral.id,
+        instrument_id=instrument(code).id,
+        phase=phase,
+        measured_on=on or practice_today(),
+        score=value,
+        recorded_by_id=(recorder or referral.clinician).id,
+    )
     db.session.add(item)
     db.session.flush()
     return item
 
 
-def episode(org, clinician=None, *, status=Status.DISCHARGED, days_ago=30, wait_days=5.0, scores=None,
-            consent=True, visits=None, patient=None):
-    """A referral submitted ``days_ago`` with its first visit ``wait_days`` later; scores {code: (intake, discharge)}."""
+def episode(
+    org,
+    clinician=None,
+    *,
+    status=Status.DISCHARGED,
+    days_ago=30,
+    wait_days=5.0,
+    scores=None,
+    consent=True,
+    visits=None,
+    patient=None,
+):
+    """A referral submitted ``days_ago``, its first visit ``wait_days`` later; scores {code: (intake, discharge)}."""
     submitted = now_utc() - timedelta(days=days_ago)
-    first = submitted + timedelta(days=wait_days) if status in (Status.SCHEDULED, Status.IN_CARE,
-                                                                 Status.DISCHARGED) else None
-    referral = factories.make_referral(org, clinician, patient=patient, status=status, submitted_at=submitted,
-                                       first_visit_at=first)
+    first = (
+        submitted + timedelta(days=wait_days)
+        if status in (Status.SCHEDULED, Status.IN_CARE, Status.DISCHARGED)
+        else None
+    )
+    referral = factories.make_referral(
+        org, clinician, patient=patient, status=status, submitted_at=submitted, first_visit_at=first
+    )
     for code, (intake, discharge) in (scores or {}).items():
         add_score(referral, code, Phase.INTAKE, intake, first.date() if first else None)
         if discharge is not None:

@@ -1,4 +1,5 @@
 """Staff analytics: sources by volume and outcomes, monthly trend, funnel, partners whose referrals dropped."""
+
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -17,9 +18,9 @@ PERIOD = DateRange(TODAY - timedelta(days=364), TODAY)
 
 def test_sources_ranked_by_volume_and_outcomes(app, db, org_a, org_b):
     for _ in range(12):
-        episode(org_a, scores={"ODI": (50, 45)})   # many referrals, few reach MCID
+        episode(org_a, scores={"ODI": (50, 45)})  # many referrals, few reach MCID
     for _ in range(11):
-        episode(org_b, scores={"ODI": (50, 20)})   # fewer referrals, all reach MCID
+        episode(org_b, scores={"ODI": (50, 20)})  # fewer referrals, all reach MCID
     small = factories.make_organization("Small Clinic")
     episode(small, scores={"ODI": (50, 10)})
     rows = analytics.sources(PERIOD)
@@ -31,9 +32,9 @@ def test_sources_ranked_by_volume_and_outcomes(app, db, org_a, org_b):
 
 
 def test_dropped_partners(app, db, org_a, org_b):
-    for days in (10, 100, 110, 120, 130):          # 1 now vs 4 before: dropped
+    for days in (10, 100, 110, 120, 130):  # 1 now vs 4 before: dropped
         episode(org_a, status=Status.SUBMITTED, days_ago=days, consent=False)
-    for days in (10, 20, 100, 110):                 # 2 vs 2: steady
+    for days in (10, 20, 100, 110):  # 2 vs 2: steady
         episode(org_b, status=Status.SUBMITTED, days_ago=days, consent=False)
     drops = analytics.dropped_partners(TODAY)
     assert [(d.organization.name, d.current, d.previous) for d in drops] == [(org_a.name, 1, 4)]
@@ -56,5 +57,7 @@ def test_page_and_csv(client, login_as, db, org_a):
     assert "Conversion funnel" in page.text
     csv = client.get("/staff/analytics.csv")
     assert csv.status_code == 200 and f"source,{org_a.name},3,3,3,3,3,1.000" in csv.text
-    assert db.session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "report.exported"))[
-        "report"] == "analytics"
+    assert (
+        db.session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "report.exported"))["report"]
+        == "analytics"
+    )

@@ -1,4 +1,5 @@
 """The report facts follow their sources on every write, and a rebuild (or the migration) agrees with them."""
+
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -16,9 +17,12 @@ from tests.outcomes.helpers import add_score, episode, instrument
 
 
 def _outcomes():
-    return [(r.referral_id, r.instrument_id, r.organization_id, r.patient_id, r.intake, r.discharge)
-            for r in _db.session.scalars(select(EpisodeOutcome).order_by(EpisodeOutcome.referral_id,
-                                                                        EpisodeOutcome.instrument_id))]
+    return [
+        (r.referral_id, r.instrument_id, r.organization_id, r.patient_id, r.intake, r.discharge)
+        for r in _db.session.scalars(
+            select(EpisodeOutcome).order_by(EpisodeOutcome.referral_id, EpisodeOutcome.instrument_id)
+        )
+    ]
 
 
 def _episode(referral):
@@ -66,8 +70,11 @@ def test_a_cancelled_referral_keeps_the_stage_its_timeline_shows(db, org_a):
     referral = episode(org_a, status=Status.CANCELLED, consent=False)
     assert _episode(referral).stage == 0
     for step in (Status.ACCEPTED, Status.SCHEDULED):
-        referral.events.append(ReferralEvent(kind=EventKind.STATUS, actor_id=referral.clinician_id,
-                                             from_status=Status.SUBMITTED, to_status=step))
+        referral.events.append(
+            ReferralEvent(
+                kind=EventKind.STATUS, actor_id=referral.clinician_id, from_status=Status.SUBMITTED, to_status=step
+            )
+        )
         _db.session.flush()
         assert _episode(referral).stage == facts.STAGES.index(step) + 1
 
@@ -89,9 +96,15 @@ def test_deleting_a_referral_removes_its_facts(db, org_a):
     assert _outcomes() == []
 
 
-OPERATIONS = st.lists(st.tuples(st.sampled_from(["status", "score", "rescore", "unscore", "visits", "event"]),
-                                st.integers(0, 3), st.sampled_from(list(Status)), st.floats(0, 50)),
-                      max_size=25)
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["status", "score", "rescore", "unscore", "visits", "event"]),
+        st.integers(0, 3),
+        st.sampled_from(list(Status)),
+        st.floats(0, 50),
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -107,15 +120,22 @@ def test_incremental_facts_always_equal_a_rebuild(db, org_a, operations):
 
 
 def _apply(kind, referral, index, status, value):
-    scores = list(_db.session.scalars(select(OutcomeScore).where(OutcomeScore.referral_id == referral.id)
-                                      .order_by(OutcomeScore.id)))
+    scores = list(
+        _db.session.scalars(
+            select(OutcomeScore).where(OutcomeScore.referral_id == referral.id).order_by(OutcomeScore.id)
+        )
+    )
     if kind == "status":
         referral.status = status
         if status in (Status.SCHEDULED, Status.IN_CARE, Status.DISCHARGED):
             referral.first_visit_at = referral.submitted_at + timedelta(days=value)
     elif kind == "score":
-        add_score(referral, "NPRS" if value < 25 else "ODI", Phase.INTAKE if index % 2 else Phase.DISCHARGE,
-                  round(value / 5, 1))
+        add_score(
+            referral,
+            "NPRS" if value < 25 else "ODI",
+            Phase.INTAKE if index % 2 else Phase.DISCHARGE,
+            round(value / 5, 1),
+        )
     elif kind == "rescore" and scores:
         scores[0].score = round(value / 5, 1)
     elif kind == "unscore" and scores:
@@ -123,13 +143,17 @@ def _apply(kind, referral, index, status, value):
     elif kind == "visits":
         row = _db.session.scalar(select(EpisodeVisits).where(EpisodeVisits.referral_id == referral.id))
         if row is None:
-            _db.session.add(EpisodeVisits(referral_id=referral.id, visits=int(value),
-                                          recorded_by_id=referral.clinician_id))
+            _db.session.add(
+                EpisodeVisits(referral_id=referral.id, visits=int(value), recorded_by_id=referral.clinician_id)
+            )
         else:
             row.visits = int(value)
     elif kind == "event":
-        referral.events.append(ReferralEvent(kind=EventKind.STATUS, actor_id=referral.clinician_id,
-                                             from_status=Status.SUBMITTED, to_status=status))
+        referral.events.append(
+            ReferralEvent(
+                kind=EventKind.STATUS, actor_id=referral.clinician_id, from_status=Status.SUBMITTED, to_status=status
+            )
+        )
 
 
 def test_drift_reports_a_row_edited_behind_the_hook_and_rebuild_repairs_it(db, org_a):
@@ -180,8 +204,11 @@ def test_two_writers_refreshing_one_episode_at_once_both_land(app, database_url,
     with race_app.app_context():
         referral = factories.make_referral(factories.make_organization(), status=Status.IN_CARE)
         add_score(referral, "ODI", Phase.INTAKE, 40)
-        ids = {"referral": referral.id, "recorder": referral.clinician_id,
-               "odi": session_db.session.scalar(select(Instrument.id).where(Instrument.code == "ODI"))}
+        ids = {
+            "referral": referral.id,
+            "recorder": referral.clinician_id,
+            "odi": session_db.session.scalar(select(Instrument.id).where(Instrument.code == "ODI")),
+        }
         session_db.session.commit()
 
     flushed, errors = threading.Event(), []
@@ -189,9 +216,16 @@ def test_two_writers_refreshing_one_episode_at_once_both_land(app, database_url,
     def record_discharge_score():
         with race_app.app_context(), writing():  # as a request that records a score runs
             try:
-                session_db.session.add(OutcomeScore(referral_id=ids["referral"], instrument_id=ids["odi"],
-                                                    phase=Phase.DISCHARGE, measured_on=practice_today(), score=20,
-                                                    recorded_by_id=ids["recorder"]))
+                session_db.session.add(
+                    OutcomeScore(
+                        referral_id=ids["referral"],
+                        instrument_id=ids["odi"],
+                        phase=Phase.DISCHARGE,
+                        measured_on=practice_today(),
+                        score=20,
+                        recorded_by_id=ids["recorder"],
+                    )
+                )
                 session_db.session.flush()
                 flushed.set()
                 time.sleep(0.5)  # the other writer starts while this transaction is open

@@ -1,4 +1,5 @@
 """Instruments are data: seeded with cited MCIDs; an admin adds one or changes an MCID without code."""
+
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
@@ -7,9 +8,14 @@ from portal.referrals.lifecycle import Status
 from tests import factories
 from tests.outcomes.helpers import add_score, instrument
 
-SEEDED = {"NPRS": (0, 10, False, 2, "Childs"), "ODI": (0, 100, False, 10, "Ostelo"), "LEFS": (0, 80, True, 9, "Binkley"),
-          "PSFS": (0, 10, True, 2, "Cleland"), "QuickDASH": (0, 100, False, 14, "Sorensen"),
-          "NDI": (0, 50, False, 7.5, "Young")}
+SEEDED = {
+    "NPRS": (0, 10, False, 2, "Childs"),
+    "ODI": (0, 100, False, 10, "Ostelo"),
+    "LEFS": (0, 80, True, 9, "Binkley"),
+    "PSFS": (0, 10, True, 2, "Cleland"),
+    "QuickDASH": (0, 100, False, 14, "Sorensen"),
+    "NDI": (0, 50, False, 7.5, "Young"),
+}
 
 
 def test_seeded_by_the_migration_with_citations(db):
@@ -21,8 +27,17 @@ def test_seeded_by_the_migration_with_citations(db):
 
 
 def _form(**data):
-    return {"code": "KOOS-JR", "name": "KOOS, Joint Replacement", "min_score": "0", "max_score": "100",
-            "is_higher_better": "y", "mcid": "14", "mcid_citation": "Lyman S, et al. 2018.", "is_active": "y", **data}
+    return {
+        "code": "KOOS-JR",
+        "name": "KOOS, Joint Replacement",
+        "min_score": "0",
+        "max_score": "100",
+        "is_higher_better": "y",
+        "mcid": "14",
+        "mcid_citation": "Lyman S, et al. 2018.",
+        "is_active": "y",
+        **data,
+    }
 
 
 def test_admin_adds_an_instrument(client, login_as, db):
@@ -30,8 +45,10 @@ def test_admin_adds_an_instrument(client, login_as, db):
     assert client.post("/admin/instruments", data=_form()).status_code == 302
     added = instrument("KOOS-JR")
     assert added.is_higher_better and added.mcid == 14
-    assert db.session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "outcome.instrument_changed"))[
-        "change"] == "added"
+    assert (
+        db.session.scalar(select(AuditEvent.detail).where(AuditEvent.action == "outcome.instrument_changed"))["change"]
+        == "added"
+    )
 
 
 def test_invalid_instrument_is_422(client, login_as, db):

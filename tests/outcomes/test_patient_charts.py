@@ -1,4 +1,5 @@
 """Charts on the patient pages: staff always, partners only under an outcome-scores consent; disclosures audited."""
+
 from datetime import timedelta
 
 import pytest
@@ -27,20 +28,23 @@ def scored(db, org_a):
 def test_staff_page_shows_chart_with_mcid_and_table(client, login_as, scored):
     login_as("staff")
     page = client.get(f"/staff/patients/{scored.patient.public_id}").text
-    assert "<svg class=\"chart line-chart\"" in page and "MCID target: 36 or lower" in page
+    assert '<svg class="chart line-chart"' in page and "MCID target: 36 or lower" in page
     assert f"ODI over time, referral {scored.reference}" in page
     assert "target reached" in page and "Show the numbers as a table" in page
-    assert "<td class=\"num\">46</td>" in page
+    assert '<td class="num">46</td>' in page
 
 
-@pytest.mark.parametrize("categories,visible", [((Category.OUTCOME_SCORES,), True), ((Category.PROGRESS_NOTES,), False)])
+@pytest.mark.parametrize(
+    "categories,visible", [((Category.OUTCOME_SCORES,), True), ((Category.PROGRESS_NOTES,), False)]
+)
 def test_partner_sees_chart_only_with_outcome_consent(client, login_as, scored, db, categories, visible):
     partner = login_as("partner")
     add_consent(scored, categories=categories)
     page = client.get(f"/partner/patients/{scored.patient.public_id}").text
     assert ("MCID target: 36 or lower" in page) is visible
-    disclosures = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "phi.disclosed",
-                                                              AuditEvent.actor_id == partner.id)).all()
+    disclosures = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "phi.disclosed", AuditEvent.actor_id == partner.id)
+    ).all()
     assert len(disclosures) == (3 if visible else 0)
     assert all(e.detail["category"] == "outcome_scores" and e.object_type == "OutcomeScore" for e in disclosures)
 
@@ -57,8 +61,9 @@ def test_revocation_hides_at_once(client, login_as, scored):
     consent = add_consent(scored, categories=(Category.OUTCOME_SCORES,))
     url = f"/partner/patients/{scored.patient.public_id}"
     assert "MCID target" in client.get(url).text
-    add_consent(scored, categories=(Category.OUTCOME_SCORES,), key=consent.consent_key, version=2,
-                status=ConsentStatus.REVOKED)
+    add_consent(
+        scored, categories=(Category.OUTCOME_SCORES,), key=consent.consent_key, version=2, status=ConsentStatus.REVOKED
+    )
     assert "MCID target" not in client.get(url).text
 
 

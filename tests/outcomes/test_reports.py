@@ -1,4 +1,5 @@
 """The partner report: SQL aggregates checked against hand-computed figures, suppression, consent, exports."""
+
 from datetime import timedelta
 
 import pytest
@@ -23,8 +24,22 @@ PERIOD = DateRange(TODAY - timedelta(days=364), TODAY)
 def cohort(app, db, org_a, org_b):
     """Org A: 14 discharged (ODI), 3 in care, 2 scheduled, 1 declined, 1 cancelled after acceptance; org B: noise."""
     clinician = factories.make_user(Role.PARTNER, org_a)
-    odi = [(48, 20), (50, 38), (44, 30), (60, 48), (36, 26), (40, 30), (52, 40), (46, 12), (38, 30), (58, 30),
-           (42, 33), (56, 44), (48, 40), (44, 34)]
+    odi = [
+        (48, 20),
+        (50, 38),
+        (44, 30),
+        (60, 48),
+        (36, 26),
+        (40, 30),
+        (52, 40),
+        (46, 12),
+        (38, 30),
+        (58, 30),
+        (42, 33),
+        (56, 44),
+        (48, 40),
+        (44, 34),
+    ]
     made = []
     for i, (intake, discharge) in enumerate(odi):
         made.append(episode(org_a, clinician, wait_days=i + 1, scores={"ODI": (intake, discharge)}, visits=8 + i))
@@ -34,8 +49,11 @@ def cohort(app, db, org_a, org_b):
         made.append(episode(org_a, clinician, status=Status.SCHEDULED, wait_days=3))
     made.append(episode(org_a, clinician, status=Status.DECLINED))
     cancelled = episode(org_a, clinician, status=Status.CANCELLED)
-    cancelled.events.append(ReferralEvent(kind=EventKind.STATUS, actor_id=clinician.id, from_status=Status.SUBMITTED,
-                                          to_status=Status.ACCEPTED))
+    cancelled.events.append(
+        ReferralEvent(
+            kind=EventKind.STATUS, actor_id=clinician.id, from_status=Status.SUBMITTED, to_status=Status.ACCEPTED
+        )
+    )
     made.append(cancelled)
     episode(org_a, clinician, days_ago=400, scores={"ODI": (60, 10)})  # before the period
     for _ in range(12):
@@ -47,8 +65,12 @@ def cohort(app, db, org_a, org_b):
 def test_funnel_counts_and_conversion(cohort, org_a):
     report = partner_report(org_a, PERIOD)
     assert [(s.label, s.count.value) for s in report.stages] == [
-        ("Referrals sent", 21), ("Accepted", 20), ("Scheduled", 19), ("Seen (first visit)", 17),
-        ("Episodes completed", 14)]
+        ("Referrals sent", 21),
+        ("Accepted", 20),
+        ("Scheduled", 19),
+        ("Seen (first visit)", 17),
+        ("Episodes completed", 14),
+    ]
     assert str(report.stages[1].conversion) == "95%"  # 20 / 21
     assert report.stages[0].conversion is None and report.completed.value == 14
 
@@ -62,8 +84,22 @@ def test_visits_and_outcomes(cohort, org_a):
     report = partner_report(org_a, PERIOD)
     assert report.visits_per_episode.value == pytest.approx(sum(range(8, 22)) / 14)
     (odi,) = report.outcomes
-    pairs = [(48, 20), (50, 38), (44, 30), (60, 48), (36, 26), (40, 30), (52, 40), (46, 12), (38, 30), (58, 30),
-             (42, 33), (56, 44), (48, 40), (44, 34)]
+    pairs = [
+        (48, 20),
+        (50, 38),
+        (44, 30),
+        (60, 48),
+        (36, 26),
+        (40, 30),
+        (52, 40),
+        (46, 12),
+        (38, 30),
+        (58, 30),
+        (42, 33),
+        (56, 44),
+        (48, 40),
+        (44, 34),
+    ]
     assert odi.code == "ODI" and odi.episodes.value == 14
     assert odi.mean_intake.value == pytest.approx(sum(i for i, _ in pairs) / 14)
     assert odi.mean_change.value == pytest.approx(sum(d - i for i, d in pairs) / 14)
@@ -72,14 +108,15 @@ def test_visits_and_outcomes(cohort, org_a):
 
 
 def test_small_cells_are_suppressed(app, db, org_a):
-    for i in range(10):
+    for _ in range(10):
         episode(org_a, scores={"ODI": (50, 20)}, visits=10)
     report = partner_report(org_a, PERIOD)
     assert all(str(s.count) == SUPPRESSED for s in report.stages)
     assert str(report.median_days_to_first_visit) == SUPPRESSED and str(report.visits_per_episode) == SUPPRESSED
     odi = report.outcomes[0]
     assert {str(c) for c in (odi.episodes, odi.mean_intake, odi.mean_change, odi.reached, odi.share_reached)} == {
-        SUPPRESSED}
+        SUPPRESSED
+    }
     episode(org_a, scores={"ODI": (50, 20)}, visits=10)  # the 11th patient
     report = partner_report(org_a, PERIOD)
     assert str(report.stages[0].count) == "11" and str(report.outcomes[0].share_reached) == "100%"
@@ -132,8 +169,9 @@ def test_higher_is_better_and_float_mcid(app, db, org_a):
     assert by_code["PSFS"].reached.value == 11  # 5.1 - 3.1 is 1.9999999999999996 in floating point
 
 
-@pytest.mark.parametrize("values,expected", [([], None), ([5], 5), ([1, 9], 5), ([3, 1, 2], 2), ([4, 1, 3, 2], 2.5),
-                                             ([7, 7, 1, 9, 100], 7)])
+@pytest.mark.parametrize(
+    "values,expected", [([], None), ([5], 5), ([1, 9], 5), ([3, 1, 2], 2), ([4, 1, 3, 2], 2.5), ([7, 7, 1, 9, 100], 7)]
+)
 def test_median_wait_on_this_database(app, db, org_a, org_b, values, expected):
     for wait in values:
         episode(org_a, wait_days=wait, consent=False)
@@ -147,16 +185,16 @@ def test_partner_sees_own_organization_only(client, login_as, cohort, org_a, org
     login_as("partner", organization=org_b)
     response = client.get("/partner/report")
     assert response.status_code == 200 and org_b.name in response.text and org_a.name not in response.text
-    assert "<td class=\"num\">12</td>" in response.text  # org B's 12 referrals, not A's 21
+    assert '<td class="num">12</td>' in response.text  # org B's 12 referrals, not A's 21
 
 
 def test_partner_report_page_and_range(client, login_as, cohort, org_a):
     login_as("partner")
     response = client.get("/partner/report")
     assert response.status_code == 200
-    assert "Referral outcomes: Org A Orthopedics" in response.text and "<td class=\"num\">21</td>" in response.text
+    assert "Referral outcomes: Org A Orthopedics" in response.text and '<td class="num">21</td>' in response.text
     old = client.get(f"/partner/report?start={(TODAY - timedelta(days=500)).isoformat()}&end={TODAY.isoformat()}")
-    assert "<td class=\"num\">22</td>" in old.text
+    assert '<td class="num">22</td>' in old.text
     bad = client.get("/partner/report?start=2026-05-01&end=2026-01-01")
     assert bad.status_code == 422 and "The end date must be on or after the start date." in bad.text
 
@@ -175,7 +213,7 @@ def test_csv_and_pdf_are_audited(client, login_as, cohort, db):
 def test_staff_open_any_organization(client, login_as, cohort, org_a):
     login_as("staff")
     response = client.get(f"/staff/reports/organizations/{org_a.public_id}")
-    assert response.status_code == 200 and "<td class=\"num\">21</td>" in response.text
+    assert response.status_code == 200 and '<td class="num">21</td>' in response.text
     assert client.get(f"/staff/reports/organizations/{org_a.public_id}.csv").status_code == 200
     assert client.get("/staff/reports/organizations/00000000-0000-4000-8000-000000000000").status_code == 404
 

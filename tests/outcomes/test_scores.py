@@ -1,4 +1,5 @@
 """Staff record scores per episode: validated against the instrument, 422 with messages, nothing stored."""
+
 from datetime import timedelta
 
 import pytest
@@ -18,8 +19,13 @@ def referral(db, org_a):
 
 
 def _post(client, referral, **data):
-    form = {"instrument": str(instrument("ODI").public_id), "phase": "intake",
-            "measured_on": practice_today().isoformat(), "score": "48", **data}
+    form = {
+        "instrument": str(instrument("ODI").public_id),
+        "phase": "intake",
+        "measured_on": practice_today().isoformat(),
+        "score": "48",
+        **data,
+    }
     return client.post(f"/staff/episodes/{referral.public_id}/scores", data=form)
 
 
@@ -36,26 +42,33 @@ def test_staff_records_a_score(client, login_as, referral):
     from portal.extensions import db
 
     score = db.session.scalar(select(OutcomeScore))
-    assert (score.score, score.phase, score.referral_id, score.recorded_by_id) == (48, Phase.INTAKE, referral.id,
-                                                                                     staff.id)
+    assert (score.score, score.phase, score.referral_id, score.recorded_by_id) == (
+        48,
+        Phase.INTAKE,
+        referral.id,
+        staff.id,
+    )
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "outcome.score_recorded"))
     assert event.patient_id == referral.patient.public_id and event.detail["instrument"] == "ODI"
     page = client.get(f"/staff/episodes/{referral.public_id}/scores")
     assert page.status_code == 200 and "MCID target: 38 or lower" in page.text
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"score": "101"}, "ODI scores run from 0 to 100."),
-    ({"score": "-1"}, "ODI scores run from 0 to 100."),
-    ({"score": "lots"}, "Not a valid decimal value"),
-    ({"score": ""}, "Enter the score as a number."),
-    ({"instrument": ""}, "Choose the instrument."),
-    ({"instrument": "00000000-0000-4000-8000-000000000000"}, "Choose one of the listed instruments."),
-    ({"measured_on": (practice_today() + timedelta(days=2)).isoformat()}, "The date cannot be in the future."),
-    ({"measured_on": ""}, "Enter the date the score was taken."),
-    ({"visits": "12"}, "Record visits attended with the discharge score."),
-    ({"phase": "discharge", "visits": "0"}, "Number must be between 1 and 400."),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"score": "101"}, "ODI scores run from 0 to 100."),
+        ({"score": "-1"}, "ODI scores run from 0 to 100."),
+        ({"score": "lots"}, "Not a valid decimal value"),
+        ({"score": ""}, "Enter the score as a number."),
+        ({"instrument": ""}, "Choose the instrument."),
+        ({"instrument": "00000000-0000-4000-8000-000000000000"}, "Choose one of the listed instruments."),
+        ({"measured_on": (practice_today() + timedelta(days=2)).isoformat()}, "The date cannot be in the future."),
+        ({"measured_on": ""}, "Enter the date the score was taken."),
+        ({"visits": "12"}, "Record visits attended with the discharge score."),
+        ({"phase": "discharge", "visits": "0"}, "Number must be between 1 and 400."),
+    ],
+)
 def test_bad_input_is_422_with_field_messages_and_nothing_stored(client, login_as, referral, data, message):
     login_as("staff")
     response = _post(client, referral, **data)
@@ -88,8 +101,12 @@ def test_discharge_with_visits(client, login_as, referral):
     from portal.extensions import db
 
     assert db.session.scalar(select(EpisodeVisits.visits).where(EpisodeVisits.referral_id == referral.id)) == 11
-    assert _post(client, referral, instrument=str(instrument("NPRS").public_id), phase="discharge", score="2",
-                 visits="12").status_code == 302
+    assert (
+        _post(
+            client, referral, instrument=str(instrument("NPRS").public_id), phase="discharge", score="2", visits="12"
+        ).status_code
+        == 302
+    )
     assert db.session.scalar(select(EpisodeVisits.visits).where(EpisodeVisits.referral_id == referral.id)) == 12
 
 
@@ -116,8 +133,12 @@ def test_staff_removes_a_mistyped_score(client, login_as, referral):
     assert response.status_code == 302 and _count() == 0
     from portal.extensions import db
 
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent)
-                             .where(AuditEvent.action == "outcome.score_deleted")) == 1
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "outcome.score_deleted")
+        )
+        == 1
+    )
 
 
 def test_partner_cannot_record(client, login_as, referral):

@@ -1,4 +1,5 @@
 """PHI fixtures: an app with the PHI layer, a private keyring per test, a committed database."""
+
 import os
 import shutil
 from pathlib import Path
@@ -57,7 +58,9 @@ def committed_app(tmp_path_factory, request):
     from tests.conftest import fresh_database, migrated_app
 
     tmp = tmp_path_factory.mktemp("phi-committed")
-    url = fresh_database(os.environ.get("TEST_DATABASE_URL"), tmp, "phi_" + request.module.__name__.rsplit(".", 1)[-1][:20])
+    url = fresh_database(
+        os.environ.get("TEST_DATABASE_URL"), tmp, "phi_" + request.module.__name__.rsplit(".", 1)[-1][:20]
+    )
     app = migrated_app(url, tmp / "instance", SQLALCHEMY_ECHO="debug")
     phi_state(app)
     yield app

@@ -1,4 +1,5 @@
 """Blind-index lookups find exactly the matching rows, across spellings people actually type."""
+
 from datetime import date
 
 import pytest
@@ -8,7 +9,10 @@ from portal.core.phi import blind_match
 from portal.core.phi.blind import INDEX_LEN
 from portal.extensions import db
 from portal.patients.models import (
-    Patient, find_patients_by_email, find_patients_by_name_and_birth_date, find_patients_by_phone,
+    Patient,
+    find_patients_by_email,
+    find_patients_by_name_and_birth_date,
+    find_patients_by_phone,
 )
 
 BIRTH = date(1989, 6, 23)
@@ -17,16 +21,28 @@ BIRTH = date(1989, 6, 23)
 @pytest.fixture
 def people(phi_db):
     rows = {
-        "munoz": Patient(given_name="Rosalind", family_name="Muñoz", birth_date=BIRTH, us_state="WI",
-                         phone="(608) 555-0142", email="Rosalind.Munoz@Example.org"),
-        "munoz_twin": Patient(given_name="Rosalie", family_name="MUNOZ", birth_date=BIRTH, us_state="WI",
-                              phone="+1 608 555 0143"),
-        "munoz_other_dob": Patient(given_name="Ramon", family_name="Muñoz", birth_date=date(1989, 6, 24),
-                                   us_state="WI", phone="608.555.0142"),
-        "callaghan": Patient(given_name="Siobhan", family_name="O’Callaghan", birth_date=date(1975, 10, 5),
-                             us_state="WI", email="siobhan@example.org"),
-        "de_la_cruz": Patient(given_name="Maria", family_name="De la Cruz", birth_date=date(1970, 1, 1),
-                              us_state="IL"),
+        "munoz": Patient(
+            given_name="Rosalind",
+            family_name="Muñoz",
+            birth_date=BIRTH,
+            us_state="WI",
+            phone="(608) 555-0142",
+            email="Rosalind.Munoz@Example.org",
+        ),
+        "munoz_twin": Patient(
+            given_name="Rosalie", family_name="MUNOZ", birth_date=BIRTH, us_state="WI", phone="+1 608 555 0143"
+        ),
+        "munoz_other_dob": Patient(
+            given_name="Ramon", family_name="Muñoz", birth_date=date(1989, 6, 24), us_state="WI", phone="608.555.0142"
+        ),
+        "callaghan": Patient(
+            given_name="Siobhan",
+            family_name="O’Callaghan",
+            birth_date=date(1975, 10, 5),
+            us_state="WI",
+            email="siobhan@example.org",
+        ),
+        "de_la_cruz": Patient(given_name="Maria", family_name="De la Cruz", birth_date=date(1970, 1, 1), us_state="IL"),
     }
     db.session.add_all(rows.values())
     db.session.commit()

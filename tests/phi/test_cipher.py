@@ -1,4 +1,5 @@
 """The field format: round trips, tampering, row/column binding, key selection."""
+
 import uuid
 
 import pytest
@@ -9,7 +10,7 @@ from portal.core.phi.keyring import Keyring
 
 ROW = uuid.UUID("0f6b5b8e-2d7c-4c1e-9a55-3d1c2b7e9f01")
 OTHER_ROW = uuid.UUID("6a1f0e77-51a4-4b8e-8a2c-90d4a6c1e2f3")
-SECRET = "Okonkwo".encode()
+SECRET = b"Okonkwo"
 
 
 @pytest.fixture
@@ -53,7 +54,8 @@ def _flip(blob: bytes, index: int) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "where", ["version", "algorithm", "key id", "nonce", "ciphertext", "tag"],
+    "where",
+    ["version", "algorithm", "key id", "nonce", "ciphertext", "tag"],
 )
 def test_tampering_fails_closed(cipher, where):
     blob = cipher.encrypt(ROW, SECRET)

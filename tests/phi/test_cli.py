@@ -1,4 +1,5 @@
 """`flask phi ...`: key life cycle, status, rotation, and the refusals that protect data."""
+
 import io
 import re
 import uuid

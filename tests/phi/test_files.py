@@ -1,4 +1,5 @@
 """Chunked streaming encryption of documents: sizes, tampering, limits, memory."""
+
 import hashlib
 import io
 import os
@@ -34,7 +35,8 @@ def _decrypt(keyring, blob: bytes, doc=DOC, patient=PATIENT) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "size", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 20 * 1024 * 1024],
+    "size",
+    [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 20 * 1024 * 1024],
     ids=["0", "1", "chunk-1", "chunk", "chunk+1", "3 chunks", "20MB"],
 )
 def test_round_trip(keyring, size):
@@ -53,7 +55,7 @@ def three_chunks(keyring):
 
 def _chunks(blob):
     body = blob[HEADER_LEN:]
-    return blob[:HEADER_LEN], [body[i:i + SEALED] for i in range(0, len(body), SEALED)]
+    return blob[:HEADER_LEN], [body[i : i + SEALED] for i in range(0, len(body), SEALED)]
 
 
 def test_truncation_at_chunk_boundary_is_detected(keyring, three_chunks):
@@ -145,14 +147,13 @@ def test_store_round_trip_and_rekey(keyring, tmp_path):
 
 def _peak_encrypting(keyring, size: int) -> int:
     src = CountingReader(size)
-    sink = open(os.devnull, "wb")
-    tracemalloc.start()
-    try:
-        encrypt_stream(keyring, src, sink, DOC, PATIENT)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        sink.close()
+    with open(os.devnull, "wb") as sink:
+        tracemalloc.start()
+        try:
+            encrypt_stream(keyring, src, sink, DOC, PATIENT)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
 
 
 def test_memory_stays_flat_as_the_file_grows(keyring):

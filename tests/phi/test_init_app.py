@@ -1,4 +1,5 @@
 """Starting up: development creates a keyring, production refuses to start without one."""
+
 import secrets
 
 import click
@@ -16,8 +17,15 @@ KEK = secrets.token_urlsafe(32)
 
 def bare_app(tmp_path, env: str, **config) -> Flask:
     app = Flask("phi_test", instance_path=str(tmp_path / "instance"))
-    app.config.update({"PORTAL_ENV": env, "PHI_KEK": KEK, "PHI_KEYRING_PATH": str(tmp_path / "keyring.bin"),
-                       "UPLOAD_DIR": str(tmp_path / "uploads"), **config})
+    app.config.update(
+        {
+            "PORTAL_ENV": env,
+            "PHI_KEK": KEK,
+            "PHI_KEYRING_PATH": str(tmp_path / "keyring.bin"),
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+            **config,
+        }
+    )
     return app
 
 

@@ -1,4 +1,5 @@
 """Keyring life cycle, the wrapped keyring file and the key-encryption key."""
+
 import secrets
 
 import pytest
@@ -58,9 +59,7 @@ def test_file_round_trip_is_wrapped(tmp_path, kek):
     assert raw.startswith(b"PHIKR") and b"material" not in raw and b"data" not in raw[20:]
     assert (path.stat().st_mode & 0o777) == 0o600
     loaded = keyfile.load(path, kek)
-    assert [(k.id, k.state, k.material) for k in loaded.keys] == [
-        (k.id, k.state, k.material) for k in keyring.keys
-    ]
+    assert [(k.id, k.state, k.material) for k in loaded.keys] == [(k.id, k.state, k.material) for k in keyring.keys]
 
 
 def test_wrong_kek_is_refused_with_both_fingerprints(tmp_path, kek):

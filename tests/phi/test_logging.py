@@ -1,4 +1,5 @@
 """A run that touches PHI (write, read, search, fail, rotate) logs none of it, SQL echo included."""
+
 import logging
 
 import pytest
@@ -31,8 +32,7 @@ def test_phi_never_reaches_logs_or_sql_echo(committed_app, caplog, capsys):
             find_patients_by_phone(patient.phone)
         victim = patients[0]
         db.session.execute(
-            update(Patient.__table__).where(Patient.__table__.c.id == victim.id)
-            .values(email_ct=patients[1].email_ct)
+            update(Patient.__table__).where(Patient.__table__.c.id == victim.id).values(email_ct=patients[1].email_ct)
         )
         db.session.commit()
         with pytest.raises(DecryptionError) as caught:

@@ -1,4 +1,5 @@
 """Blind-index normalisation: spellings a person calls equal must normalise equal."""
+
 from datetime import date, datetime
 
 import pytest
@@ -6,9 +7,17 @@ import pytest
 from portal.core.phi import normalize
 
 
-@pytest.mark.parametrize("spelling", [
-    "Muñoz", "MUÑOZ", "munoz", "  Mun\u0303oz ", "Mu\u00f1oz", "ＭＵÑＯＺ",
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "Muñoz",
+        "MUÑOZ",
+        "munoz",
+        "  Mun\u0303oz ",
+        "Mu\u00f1oz",
+        "ＭＵÑＯＺ",
+    ],
+)
 def test_names_fold_case_accents_width_and_space(spelling):
     assert normalize.name(spelling) == "munoz"
 
@@ -21,11 +30,21 @@ def test_names_collapse_inner_whitespace_and_punctuation_variants():
     assert normalize.name("Smith") != normalize.name("Smyth")
 
 
-@pytest.mark.parametrize("spelling", [
-    "(608) 555-0142", "608-555-0142", "608.555.0142", "6085550142", "+1 608 555 0142",
-    "1-608-555-0142", "+16085550142", " 608 555 0142 ext. 12", "608-555-0142 x3",
-    "０６０８５５５０１４２"[1:],
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "(608) 555-0142",
+        "608-555-0142",
+        "608.555.0142",
+        "6085550142",
+        "+1 608 555 0142",
+        "1-608-555-0142",
+        "+16085550142",
+        " 608 555 0142 ext. 12",
+        "608-555-0142 x3",
+        "０６０８５５５０１４２"[1:],
+    ],
+)
 def test_us_phones_become_e164(spelling):
     assert normalize.us_phone(spelling) == "+16085550142"
 

@@ -1,6 +1,7 @@
 """Encrypted Patient fields through the ORM and the database: round trips, binding, hygiene."""
+
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select, text, update
@@ -16,9 +17,15 @@ ADDRESS = {"line1": "4410 Willow Creek Rd", "line2": "Apt 2", "city": "Madison",
 
 def make_patient(**overrides) -> Patient:
     fields = dict(
-        given_name="Margaret", family_name="Okonkwo", birth_date=date(1958, 3, 14),
-        phone="(608) 555-0100", email="margaret.okonkwo@example.org", address=ADDRESS,
-        insurance_payer="Badger State Care", insurance_member_id="M123456789", us_state="WI",
+        given_name="Margaret",
+        family_name="Okonkwo",
+        birth_date=date(1958, 3, 14),
+        phone="(608) 555-0100",
+        email="margaret.okonkwo@example.org",
+        address=ADDRESS,
+        insurance_payer="Badger State Care",
+        insurance_member_id="M123456789",
+        us_state="WI",
         sex=Sex.FEMALE,
     )
     fields.update(overrides)
@@ -28,11 +35,19 @@ def make_patient(**overrides) -> Patient:
     return patient
 
 
-@pytest.mark.parametrize("codec, value", [
-    (STR, "Zoë Ñandú 李"), (STR, ""), (BYTES, b"\x00\x80\xff"), (DATE, date(1958, 3, 14)),
-    (DATETIME, datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)), (INT, -42),
-    (JSON_DICT, {"a": [1, "ü", None]}), (JSON_LIST, [1, {"b": 2}]),
-])
+@pytest.mark.parametrize(
+    "codec, value",
+    [
+        (STR, "Zoë Ñandú 李"),
+        (STR, ""),
+        (BYTES, b"\x00\x80\xff"),
+        (DATE, date(1958, 3, 14)),
+        (DATETIME, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        (INT, -42),
+        (JSON_DICT, {"a": [1, "ü", None]}),
+        (JSON_LIST, [1, {"b": 2}]),
+    ],
+)
 def test_every_codec_round_trips(codec, value):
     assert codec.decode(codec.encode(value)) == value
 
@@ -138,7 +153,13 @@ def test_unknown_key_id_in_database_is_a_clear_error(phi_db):
 def test_registry_discovers_patient_columns_from_the_mappers(phi_db):
     (model,) = [m for m in encrypted_models(db.Model.registry) if m.name == "patients"]
     assert [f.name for f in model.fields] == [
-        "given_name", "family_name", "birth_date", "phone", "email", "address", "insurance_member_id",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "phone",
+        "email",
+        "address",
+        "insurance_member_id",
     ]
     assert [ix.name for ix in model.indexes] == ["name_dob_bidx", "phone_bidx", "email_bidx"]
 

@@ -1,4 +1,5 @@
 """After seeding demo patients, the raw database holds none of their PHI, in any encoding."""
+
 import shutil
 import subprocess
 
@@ -38,7 +39,9 @@ def test_pg_dump_holds_no_phi(committed_app, seeded):
     url = make_url(committed_app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
     dump = subprocess.run(
         ["pg_dump", "--data-only", url.render_as_string(hide_password=False)],
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     ).stdout
     assert b"COPY public.patients" in dump and len(dump) > 60 * 500
     assert leaks(unhex_bytea(dump), seeded) == []

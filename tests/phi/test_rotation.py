@@ -1,11 +1,12 @@
 """Rotation: interrupted at a random batch, rerun completes; nothing lost, status all on the new key."""
+
 import random
 
 import pytest
 from sqlalchemy import select, update
 
-from portal.core.phi.registry import present_models
 from portal.core.phi.keyring import BLIND, DATA
+from portal.core.phi.registry import present_models
 from portal.core.phi.rotation import RotationResult, column_status, count_stale, rotate_model
 from portal.extensions import db
 from portal.patients.models import Patient, find_patients_by_name_and_birth_date
@@ -95,12 +96,13 @@ def test_lookup_works_mid_blind_key_change(app, demo_patients):
 def test_undecryptable_row_is_reported_and_left_alone(app, demo_patients):
     victim, donor = demo_patients[0], demo_patients[1]
     db.session.execute(
-        update(Patient.__table__).where(Patient.__table__.c.id == victim.id)
-        .values(family_name_ct=donor.family_name_ct)
+        update(Patient.__table__).where(Patient.__table__.c.id == victim.id).values(family_name_ct=donor.family_name_ct)
     )
     db.session.commit()
     keyring, data_id, _ = new_keys(app)
     result = rotate_all(keyring, batch_size=10)
-    assert result.failures == [f"patients.family_name row {victim.public_id}: "
-                               "authentication failed (value altered, or copied from another row or column)"]
+    assert result.failures == [
+        f"patients.family_name row {victim.public_id}: "
+        "authentication failed (value altered, or copied from another row or column)"
+    ]
     assert patient_status()["family_name_ct"] == {1: 1, data_id: len(demo_patients) - 1}

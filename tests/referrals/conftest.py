@@ -9,13 +9,26 @@ PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 def valid_form(**overrides) -> dict:
     data = {
-        "given_name": "Zoë", "family_name": "O’Brien-Núñez", "birth_date": "1984-07-19", "sex": "female",
-        "phone": "(608) 555-0199", "email": "zoe.obrien@example.com", "address_line1": "12 Lake St",
-        "city": "Madison", "postal_code": "53703", "us_state": "WI",
-        "reason": "Left knee pain for 3 months, worse on stairs.", "diagnosis": "Patellofemoral pain",
-        "icd10_codes": "m22.2x2, M25.562", "requested_service": "evaluate_and_treat", "urgency": "routine",
-        "visit_preference": "either", "insurance_payer": "Acme Health", "insurance_member_id": "XZ123456",
-        "clinician_npi": "", "notes": "",
+        "given_name": "Zoë",
+        "family_name": "O’Brien-Núñez",
+        "birth_date": "1984-07-19",
+        "sex": "female",
+        "phone": "(608) 555-0199",
+        "email": "zoe.obrien@example.com",
+        "address_line1": "12 Lake St",
+        "city": "Madison",
+        "postal_code": "53703",
+        "us_state": "WI",
+        "reason": "Left knee pain for 3 months, worse on stairs.",
+        "diagnosis": "Patellofemoral pain",
+        "icd10_codes": "m22.2x2, M25.562",
+        "requested_service": "evaluate_and_treat",
+        "urgency": "routine",
+        "visit_preference": "either",
+        "insurance_payer": "Acme Health",
+        "insurance_member_id": "XZ123456",
+        "clinician_npi": "",
+        "notes": "",
     }
     data.update(overrides)
     return data

@@ -1,4 +1,5 @@
 """The referral lifecycle: legal moves, refusals, conflicts, and one timeline for both sides."""
+
 import itertools
 
 import pytest
@@ -35,8 +36,9 @@ def staff_client(app, db):
 
 
 def _move(client, referral, target, **form):
-    return client.post(f"/staff/referrals/{referral.public_id}/status",
-                       data={"target": target, "version": referral.version, **form})
+    return client.post(
+        f"/staff/referrals/{referral.public_id}/status", data={"target": target, "version": referral.version, **form}
+    )
 
 
 def test_full_path_to_discharge_is_visible_to_the_referrer(client, login_as, staff_client, db, outbox):
@@ -44,8 +46,12 @@ def test_full_path_to_discharge_is_visible_to_the_referrer(client, login_as, sta
     referral = factories.make_referral(partner.organization, partner)
     assert _move(staff_client, referral, "accepted").status_code == 302
     db.session.refresh(referral)
-    assert _move(staff_client, referral, "scheduled", first_visit_at="2030-03-04T09:30",
-                 appointment_mode="telehealth").status_code == 302
+    assert (
+        _move(
+            staff_client, referral, "scheduled", first_visit_at="2030-03-04T09:30", appointment_mode="telehealth"
+        ).status_code
+        == 302
+    )
     db.session.refresh(referral)
     assert referral.first_visit_at.isoformat().startswith("2030-03-04T15:30")  # 09:30 Chicago is 15:30 UTC
     for target in ("in_care", "discharged"):
@@ -54,7 +60,12 @@ def test_full_path_to_discharge_is_visible_to_the_referrer(client, login_as, sta
     page = client.get(f"/partner/referrals/{referral.public_id}").data.decode()
     for step in ("Submitted → Accepted", "Accepted → Scheduled", "Scheduled → In care", "In care → Discharged"):
         assert step in page
-    assert [m.context["status_label"] for m in outbox(partner.email)] == ["Accepted", "Scheduled", "In care", "Discharged"]
+    assert [m.context["status_label"] for m in outbox(partner.email)] == [
+        "Accepted",
+        "Scheduled",
+        "In care",
+        "Discharged",
+    ]
     assert all("reference" in m.context and "Rivera" not in str(m.context) for m in outbox(partner.email))
 
 
@@ -84,8 +95,10 @@ def test_stale_form_gets_a_conflict_not_a_double_move(staff_client, db):
     referral = factories.make_referral(factories.make_organization())
     stale_version = referral.version
     assert _move(staff_client, referral, "accepted").status_code == 302
-    response = staff_client.post(f"/staff/referrals/{referral.public_id}/status",
-                                 data={"target": "cancelled", "note": "dup", "version": stale_version})
+    response = staff_client.post(
+        f"/staff/referrals/{referral.public_id}/status",
+        data={"target": "cancelled", "note": "dup", "version": stale_version},
+    )
     assert response.status_code in (409, 422)
     db.session.refresh(referral)
     assert referral.status is Status.ACCEPTED
@@ -104,7 +117,10 @@ def test_partner_cancels_before_scheduling_only(client, login_as, db):
     partner = login_as("partner")
     open_one = factories.make_referral(partner.organization, partner)
     scheduled = factories.make_referral(partner.organization, partner, status=Status.SCHEDULED)
-    assert client.post(f"/partner/referrals/{open_one.public_id}/cancel", data={"reason": "Patient moved"}).status_code == 302
+    assert (
+        client.post(f"/partner/referrals/{open_one.public_id}/cancel", data={"reason": "Patient moved"}).status_code
+        == 302
+    )
     db.session.refresh(open_one)
     assert open_one.status is Status.CANCELLED and open_one.events[-1].note == "Patient moved"
     response = client.post(f"/partner/referrals/{scheduled.public_id}/cancel", data={"reason": "Changed mind"})
@@ -116,8 +132,11 @@ def test_partner_adds_note_and_attachment(client, login_as, db):
 
     partner = login_as("partner")
     referral = factories.make_referral(partner.organization, partner)
-    response = client.post(f"/partner/referrals/{referral.public_id}/notes", content_type="multipart/form-data",
-                           data={"note": "MRI report attached", "attachments": [(io.BytesIO(factories.PDF_BYTES), "mri.pdf")]})
+    response = client.post(
+        f"/partner/referrals/{referral.public_id}/notes",
+        content_type="multipart/form-data",
+        data={"note": "MRI report attached", "attachments": [(io.BytesIO(factories.PDF_BYTES), "mri.pdf")]},
+    )
     assert response.status_code == 302
     page = client.get(f"/partner/referrals/{referral.public_id}").data.decode()
     assert "MRI report attached" in page and "mri.pdf" in page

@@ -1,4 +1,5 @@
 """A partner sends a referral: what they see, what is stored, what is refused."""
+
 import pytest
 from sqlalchemy import func, select
 
@@ -66,19 +67,22 @@ def test_intake_staff_are_told_without_phi(client, login_as, submit, db, outbox)
         assert phi not in text
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"given_name": ""}, b"This field is required"),
-    ({"birth_date": "2999-01-01"}, b"cannot be in the future"),
-    ({"birth_date": "1850-01-01"}, b"before 1900"),
-    ({"birth_date": "19/07/1984"}, b"Not a valid date value"),
-    ({"clinician_npi": "1234567890"}, b"valid 10-digit NPI"),
-    ({"icd10_codes": "knee, U07.1"}, b"Not ICD-10-CM codes"),
-    ({"icd10_codes": ""}, b"at least one ICD-10-CM code"),
-    ({"phone": "12345"}, b"US phone number"),
-    ({"us_state": "ZZ"}, b"Not a valid choice"),
-    ({"reason": "x" * 4001}, b"longer than 4000"),
-    ({"email": "not-an-email"}, b"Invalid email address"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"given_name": ""}, b"This field is required"),
+        ({"birth_date": "2999-01-01"}, b"cannot be in the future"),
+        ({"birth_date": "1850-01-01"}, b"before 1900"),
+        ({"birth_date": "19/07/1984"}, b"Not a valid date value"),
+        ({"clinician_npi": "1234567890"}, b"valid 10-digit NPI"),
+        ({"icd10_codes": "knee, U07.1"}, b"Not ICD-10-CM codes"),
+        ({"icd10_codes": ""}, b"at least one ICD-10-CM code"),
+        ({"phone": "12345"}, b"US phone number"),
+        ({"us_state": "ZZ"}, b"Not a valid choice"),
+        ({"reason": "x" * 4001}, b"longer than 4000"),
+        ({"email": "not-an-email"}, b"Invalid email address"),
+    ],
+)
 def test_bad_input_is_explained_keeps_typing_and_stores_nothing(app, client, login_as, submit, db, overrides, message):
     partner = login_as("partner")
     before = (_count(db, Patient), _count(db, Referral))
@@ -90,11 +94,14 @@ def test_bad_input_is_explained_keeps_typing_and_stores_nothing(app, client, log
     assert _upload_files(app) == []
 
 
-@pytest.mark.parametrize("content,name,message", [
-    (b"MZ\x90\x00 an executable", "scan.pdf", "is not a PDF, JPEG or PNG"),
-    (b"", "empty.pdf", "is empty"),
-    (b"<html>hello</html>", "letter.png", "is not a PDF, JPEG or PNG"),
-])
+@pytest.mark.parametrize(
+    "content,name,message",
+    [
+        (b"MZ\x90\x00 an executable", "scan.pdf", "is not a PDF, JPEG or PNG"),
+        (b"", "empty.pdf", "is empty"),
+        (b"<html>hello</html>", "letter.png", "is not a PDF, JPEG or PNG"),
+    ],
+)
 def test_disguised_or_empty_files_are_refused(app, client, login_as, submit, db, content, name, message):
     partner = login_as("partner")
     response = submit(files=[(PDF_BYTES, "fine.pdf"), (content, name)], clinician=partner)
@@ -136,7 +143,9 @@ def test_lookup_finds_own_patients_exactly_and_no_one_elses(client, login_as, su
     partner = login_as("partner")
     submit(clinician=partner)
     other = factories.make_referral(org_b, patient=factories.make_patient("O'Brien-Nunez"))
-    response = client.post("/partner/referrals/lookup", data={"family_name": "o'brien-nunez", "birth_date": "1984-07-19"})
+    response = client.post(
+        "/partner/referrals/lookup", data={"family_name": "o'brien-nunez", "birth_date": "1984-07-19"}
+    )
     assert response.status_code == 200
     mine = db.session.scalar(select(Referral).where(Referral.organization_id == partner.organization_id))
     assert mine.reference.encode() in response.data and other.reference.encode() not in response.data
@@ -157,8 +166,9 @@ def test_duplicate_patient_flagged_for_staff_only(app, client, login_as, submit,
     sign_in(staff_client, factories.make_user("staff").email)
     page = staff_client.get(f"/staff/referrals/{referral.public_id}")
     assert b"Possible duplicate patient" in page.data
-    response = staff_client.post(f"/staff/referrals/{referral.public_id}/duplicate",
-                                 data={"decision": str(existing.public_id)})
+    response = staff_client.post(
+        f"/staff/referrals/{referral.public_id}/duplicate", data={"decision": str(existing.public_id)}
+    )
     assert response.status_code == 302
     db.session.refresh(referral)
     assert referral.patient_id == existing.id and not referral.needs_duplicate_review

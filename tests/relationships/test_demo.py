@@ -1,4 +1,5 @@
 """The demo relationship data loads once, on top of the demo organizations and users."""
+
 from sqlalchemy import func, select
 
 from portal.demo import seed_demo_data

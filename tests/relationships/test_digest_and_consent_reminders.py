@@ -1,4 +1,5 @@
 """The monthly digest to partner admins and the consent-expiry reminder to staff."""
+
 from datetime import timedelta
 
 from portal.relationships.services import send_consent_reminders, send_monthly_digests

@@ -1,4 +1,5 @@
 """`flask partners remind`: check-in due and partner-at-risk e-mails to the owner on staff, once."""
+
 from datetime import timedelta
 
 from sqlalchemy import select

@@ -1,4 +1,5 @@
 """The partner list (filters, sort, trend) and the organization page (touchpoints, check-ins, contacts)."""
+
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -33,8 +34,9 @@ def test_referral_counts_and_trend(db, org_a, org_b):
 
 def test_list_filters_and_sorts(client, login_as, db, org_a, org_b):
     me = login_as("staff")
-    prospect = factories.make_organization("Zephyr Wellness", kind=OrganizationKind.WELLNESS,
-                                           relationship_status=RelationshipStatus.PROSPECT)
+    prospect = factories.make_organization(
+        "Zephyr Wellness", kind=OrganizationKind.WELLNESS, relationship_status=RelationshipStatus.PROSPECT
+    )
     db.session.add(RelationshipOwner(organization_id=org_b.id, owner_id=me.id))
     org_a.next_check_in = date(2026, 1, 5)
     prospect.next_check_in = date(2025, 12, 1)
@@ -64,13 +66,22 @@ def test_list_filters_and_sorts(client, login_as, db, org_a, org_b):
 def test_staff_logs_a_touchpoint_and_sets_the_next_check_in(client, login_as, db, org_b):
     me = login_as("staff")
     today = practice_today()
-    response = client.post(f"/relationships/organizations/{org_b.public_id}/touchpoints", data={
-        "kind": "lunch", "occurred_on": today.isoformat(), "note": "Lunch with the front desk team.",
-        "next_check_in": (today + timedelta(days=30)).isoformat()})
+    response = client.post(
+        f"/relationships/organizations/{org_b.public_id}/touchpoints",
+        data={
+            "kind": "lunch",
+            "occurred_on": today.isoformat(),
+            "note": "Lunch with the front desk team.",
+            "next_check_in": (today + timedelta(days=30)).isoformat(),
+        },
+    )
     assert response.status_code == 302
     touchpoint = db.session.scalar(select(Touchpoint).where(Touchpoint.organization_id == org_b.id))
-    assert (touchpoint.kind, touchpoint.staff_id, touchpoint.note) == (TouchpointKind.LUNCH, me.id,
-                                                                      "Lunch with the front desk team.")
+    assert (touchpoint.kind, touchpoint.staff_id, touchpoint.note) == (
+        TouchpointKind.LUNCH,
+        me.id,
+        "Lunch with the front desk team.",
+    )
     db.session.refresh(org_b)
     assert org_b.next_check_in == today + timedelta(days=30)
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "relationship.touchpoint_logged"))
@@ -81,8 +92,9 @@ def test_staff_logs_a_touchpoint_and_sets_the_next_check_in(client, login_as, db
 def test_touchpoint_form_errors_are_a_422_with_messages(client, login_as, db, org_b):
     login_as("staff")
     future = (practice_today() + timedelta(days=10)).isoformat()
-    response = client.post(f"/relationships/organizations/{org_b.public_id}/touchpoints",
-                           data={"kind": "call", "occurred_on": future})
+    response = client.post(
+        f"/relationships/organizations/{org_b.public_id}/touchpoints", data={"kind": "call", "occurred_on": future}
+    )
     assert response.status_code == 422
     assert "cannot be in the future" in response.get_data(as_text=True)
     assert db.session.scalar(select(Touchpoint)) is None
@@ -92,8 +104,10 @@ def test_update_owner_status_and_check_in(client, login_as, db, org_b):
     login_as("staff")
     owner = factories.make_user(Role.STAFF, full_name="Olive Owner")
     db.session.commit()
-    response = client.post(f"/relationships/organizations/{org_b.public_id}/relationship", data={
-        "status": "inactive", "owner": str(owner.public_id), "next_check_in": "2027-03-01"})
+    response = client.post(
+        f"/relationships/organizations/{org_b.public_id}/relationship",
+        data={"status": "inactive", "owner": str(owner.public_id), "next_check_in": "2027-03-01"},
+    )
     assert response.status_code == 302
     db.session.refresh(org_b)
     assert org_b.relationship_status is RelationshipStatus.INACTIVE
@@ -102,8 +116,10 @@ def test_update_owner_status_and_check_in(client, login_as, db, org_b):
     # A partner cannot be made owner: not a choice.
     partner = factories.make_user(Role.PARTNER, org_b)
     db.session.commit()
-    response = client.post(f"/relationships/organizations/{org_b.public_id}/relationship", data={
-        "status": "active", "owner": str(partner.public_id)})
+    response = client.post(
+        f"/relationships/organizations/{org_b.public_id}/relationship",
+        data={"status": "active", "owner": str(partner.public_id)},
+    )
     assert response.status_code == 422
     # Clearing the owner.
     client.post(f"/relationships/organizations/{org_b.public_id}/relationship", data={"status": "active", "owner": ""})
@@ -113,11 +129,14 @@ def test_update_owner_status_and_check_in(client, login_as, db, org_b):
 def test_contacts_one_main_contact(client, login_as, db, org_b):
     login_as("staff")
     for name in ("Ana First", "Ben Second"):
-        assert client.post(f"/relationships/organizations/{org_b.public_id}/contacts",
-                           data={"name": name, "email": f"{name.split()[0].lower()}@example.com",
-                                 "is_primary": "y"}).status_code == 302
-    contacts = db.session.scalars(select(Contact).where(Contact.organization_id == org_b.id)
-                                  .order_by(Contact.id)).all()
+        assert (
+            client.post(
+                f"/relationships/organizations/{org_b.public_id}/contacts",
+                data={"name": name, "email": f"{name.split()[0].lower()}@example.com", "is_primary": "y"},
+            ).status_code
+            == 302
+        )
+    contacts = db.session.scalars(select(Contact).where(Contact.organization_id == org_b.id).order_by(Contact.id)).all()
     assert [(c.name, c.is_primary) for c in contacts] == [("Ana First", False), ("Ben Second", True)]
 
 
@@ -126,7 +145,7 @@ def test_organization_page_shows_an_accessible_chart(client, login_as, db, org_b
     referrals(org_b, [0, 1])
     db.session.commit()
     html = client.get(f"/relationships/organizations/{org_b.public_id}").get_data(as_text=True)
-    assert 'role="img"' in html and "<title id=\"referrals-by-month-title\">" in html
+    assert 'role="img"' in html and '<title id="referrals-by-month-title">' in html
     assert "Show the numbers as a table" in html
     assert "2 referrals in all" in html
     assert "style=" not in html and "<script" not in html

@@ -1,5 +1,6 @@
 """The real OpenID provider on loopback, a partner organization configured to use it, and
 a stand-in for the person's browser at the provider's pages."""
+
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -26,8 +27,15 @@ def sso_org(db, oidc_provider):
 
     org = factories.make_organization("Lakeside Hospital Orthopedics")
     admin = factories.make_user(Role.ADMIN)
-    configure(admin, org, issuer=oidc_provider.issuer, client_id=oidc_provider.client_id,
-              client_secret=oidc_provider.client_secret, domains=[DOMAIN], enabled=True)
+    configure(
+        admin,
+        org,
+        issuer=oidc_provider.issuer,
+        client_id=oidc_provider.client_id,
+        client_secret=oidc_provider.client_secret,
+        domains=[DOMAIN],
+        enabled=True,
+    )
     partner = factories.make_user(Role.PARTNER, org, email=f"dr.reyes@{DOMAIN}")
     return org, partner
 

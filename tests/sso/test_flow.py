@@ -4,14 +4,15 @@ The portal runs in the Flask test client; requests plays the person's browser at
 provider. The provider requires PKCE and checks the client secret and redirect URI, so a
 pass here means the portal spoke the protocol correctly to an independent implementation.
 """
+
 import html
 import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sqlalchemy import select
 
-from portal.audit.models import AuditEvent
 from portal.accounts.models import User, UserSession
+from portal.audit.models import AuditEvent
 from portal.sso.models import OidcProvider
 from tests import factories
 from tests.sso.conftest import DOMAIN, path_of, sign_in_at_provider
@@ -155,28 +156,42 @@ def test_a_disabled_provider_is_not_offered(client, db, sso_org):
 
 # --- the admin's settings page ----------------------------------------------------------------
 
+
 def test_admin_configures_a_provider_and_the_secret_is_stored_encrypted(client, db, oidc_provider):
     org = factories.make_organization("Mercy Hospital")
     sign_in(client, factories.make_user("admin").email)
     page = client.get(f"/admin/organizations/{org.public_id}/sso")
     assert page.status_code == 200 and b"/auth/sso/callback" in page.data
-    response = client.post(f"/admin/organizations/{org.public_id}/sso", data={
-        "issuer": oidc_provider.issuer, "client_id": oidc_provider.client_id,
-        "client_secret": oidc_provider.client_secret, "domains": "Mercy.test\n@staff.mercy.test",
-        "is_enabled": "y"})
+    response = client.post(
+        f"/admin/organizations/{org.public_id}/sso",
+        data={
+            "issuer": oidc_provider.issuer,
+            "client_id": oidc_provider.client_id,
+            "client_secret": oidc_provider.client_secret,
+            "domains": "Mercy.test\n@staff.mercy.test",
+            "is_enabled": "y",
+        },
+    )
     assert response.status_code == 302
     provider = db.session.scalar(select(OidcProvider).where(OidcProvider.organization_id == org.id))
     assert provider.domain_names == ["mercy.test", "staff.mercy.test"]
     assert provider.client_secret == oidc_provider.client_secret
-    raw = db.session.execute(select(OidcProvider.__table__.c.client_secret_ct)
-                             .where(OidcProvider.id == provider.id)).scalar_one()
+    raw = db.session.execute(
+        select(OidcProvider.__table__.c.client_secret_ct).where(OidcProvider.id == provider.id)
+    ).scalar_one()
     assert oidc_provider.client_secret.encode() not in raw
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "organization.sso_configured"))
     assert oidc_provider.client_secret not in str(event.detail)
     # Saving again without a secret keeps the stored one.
-    client.post(f"/admin/organizations/{org.public_id}/sso", data={
-        "issuer": oidc_provider.issuer, "client_id": oidc_provider.client_id, "domains": "mercy.test",
-        "is_enabled": "y"})
+    client.post(
+        f"/admin/organizations/{org.public_id}/sso",
+        data={
+            "issuer": oidc_provider.issuer,
+            "client_id": oidc_provider.client_id,
+            "domains": "mercy.test",
+            "is_enabled": "y",
+        },
+    )
     db.session.refresh(provider)
     assert provider.client_secret == oidc_provider.client_secret and provider.domain_names == ["mercy.test"]
 

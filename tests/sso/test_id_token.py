@@ -1,4 +1,5 @@
 """ID token validation on tokens signed here: every claim and the signature must check out."""
+
 import time
 
 import pytest
@@ -18,8 +19,16 @@ PUBLISHED = KeySet.import_key_set({"keys": [PROVIDER_KEY.as_dict(private=False)]
 
 def claims(**changes) -> dict:
     now = int(time.time())
-    base = {"iss": ISSUER, "sub": "248289761001", "aud": CLIENT, "exp": now + 300, "iat": now, "nonce": NONCE,
-            "email": "dr.reyes@hospital.test", "email_verified": True}
+    base = {
+        "iss": ISSUER,
+        "sub": "248289761001",
+        "aud": CLIENT,
+        "exp": now + 300,
+        "iat": now,
+        "nonce": NONCE,
+        "email": "dr.reyes@hospital.test",
+        "email_verified": True,
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -29,8 +38,13 @@ def sign(payload: dict, key=PROVIDER_KEY, header=None) -> str:
 
 
 def check(token: str, **kwargs) -> dict:
-    return validate_id_token(token, issuer=kwargs.get("issuer", ISSUER), client_id=CLIENT,
-                             nonce=kwargs.get("nonce", NONCE), keys=kwargs.get("keys", PUBLISHED))
+    return validate_id_token(
+        token,
+        issuer=kwargs.get("issuer", ISSUER),
+        client_id=CLIENT,
+        nonce=kwargs.get("nonce", NONCE),
+        keys=kwargs.get("keys", PUBLISHED),
+    )
 
 
 def reason(token: str, **kwargs) -> str:
@@ -49,17 +63,20 @@ def test_an_ec_signed_token_passes_too():
     assert check(sign(claims(), key, {"alg": "ES256", "kid": "ec-1"}), keys=keys)["sub"]
 
 
-@pytest.mark.parametrize("change,expected", [
-    ({"iss": "https://evil.example"}, "invalid_iss"),
-    ({"aud": "someone-else"}, "invalid_aud"),
-    ({"nonce": "replayed-or-forged"}, "invalid_nonce"),
-    ({"nonce": None}, "missing_claim"),
-    ({"sub": None}, "missing_claim"),
-    ({"exp": int(time.time()) - 3600}, "expired_token"),
-    ({"iat": int(time.time()) + 3600}, "invalid_iat"),
-    ({"nbf": int(time.time()) + 3600}, "invalid_nbf"),
-    ({"aud": [CLIENT, "other-client"]}, "invalid_azp"),
-])
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"iss": "https://evil.example"}, "invalid_iss"),
+        ({"aud": "someone-else"}, "invalid_aud"),
+        ({"nonce": "replayed-or-forged"}, "invalid_nonce"),
+        ({"nonce": None}, "missing_claim"),
+        ({"sub": None}, "missing_claim"),
+        ({"exp": int(time.time()) - 3600}, "expired_token"),
+        ({"iat": int(time.time()) + 3600}, "invalid_iat"),
+        ({"nbf": int(time.time()) + 3600}, "invalid_nbf"),
+        ({"aud": [CLIENT, "other-client"]}, "invalid_azp"),
+    ],
+)
 def test_bad_claims_are_refused(change, expected):
     assert reason(sign(claims(**change))) == expected
 
@@ -100,15 +117,23 @@ def test_garbage_is_refused():
     assert reason("not-a-token") == "malformed_token"
 
 
-@pytest.mark.parametrize("amr,expected", [(["pwd", "mfa"], True), (["otp"], True), (["pwd"], False),
-                                           (None, False), ("mfa", False)])
+@pytest.mark.parametrize(
+    "amr,expected", [(["pwd", "mfa"], True), (["otp"], True), (["pwd"], False), (None, False), ("mfa", False)]
+)
 def test_provider_mfa_is_read_from_amr(amr, expected):
     assert used_mfa(claims(amr=amr)) is expected
 
 
 def test_userinfo_fills_in_email_only_for_the_same_subject(monkeypatch):
-    meta = oidc.ProviderMetadata(issuer=ISSUER, authorization_endpoint="", token_endpoint="", jwks_uri="",
-                                 userinfo_endpoint=ISSUER + "/me", token_auth_methods=(), keys=PUBLISHED)
+    meta = oidc.ProviderMetadata(
+        issuer=ISSUER,
+        authorization_endpoint="",
+        token_endpoint="",
+        jwks_uri="",
+        userinfo_endpoint=ISSUER + "/me",
+        token_auth_methods=(),
+        keys=PUBLISHED,
+    )
     answers = {"sub": "248289761001", "email": "dr.reyes@hospital.test", "email_verified": True}
     monkeypatch.setattr(oidc, "_get_json", lambda url, token=None: dict(answers))
     bare = claims(email=None, email_verified=None)

@@ -1,4 +1,5 @@
 """Success stories: sanitized Markdown, consent-gated publication, revocation hides at once, de-identification."""
+
 from datetime import date
 
 import pytest
@@ -23,8 +24,13 @@ def referral(db, org_a):
 
 
 def _write(client, referral, **data):
-    form = {"title": "Back on the trail", "condition": "knee", "highlight": "LEFS 31 -> 68 in 10 weeks",
-            "body": BODY, **data}
+    form = {
+        "title": "Back on the trail",
+        "condition": "knee",
+        "highlight": "LEFS 31 -> 68 in 10 weeks",
+        "body": BODY,
+        **data,
+    }
     response = client.post(f"/staff/patients/{referral.patient.public_id}/stories/new", data=form)
     assert response.status_code == 302, response.text
     from portal.extensions import db
@@ -33,8 +39,12 @@ def _write(client, referral, **data):
 
 
 def test_markdown_is_sanitized():
-    html = str(render_markdown("# Title\n\n<script>alert(1)</script> [x](javascript:alert(1)) [ok](https://e.org)"
-                               "\n\n<img src=x onerror=alert(1)>"))
+    html = str(
+        render_markdown(
+            "# Title\n\n<script>alert(1)</script> [x](javascript:alert(1)) [ok](https://e.org)"
+            "\n\n<img src=x onerror=alert(1)>"
+        )
+    )
     assert "<script" not in html and "<img" not in html and 'href="javascript' not in html
     assert "&lt;script&gt;" in html  # shown as text, never run
     assert "<h2>Title</h2>" in html and 'href="https://e.org"' in html and 'rel="noopener noreferrer nofollow"' in html
@@ -65,23 +75,32 @@ def test_publish_then_revoke_hides_at_once(client, login_as, referral, db, org_b
     login_as("partner", organization=org_b)
     assert "Back on the trail" in client.get("/partner/stories").text
     assert client.get(f"/partner/stories/{story.public_id}").status_code == 200
-    add_consent(referral, categories=(Category.STORY_PUBLICATION,), key=consent.consent_key, version=2,
-                status=ConsentStatus.REVOKED, recorder=staff)
+    add_consent(
+        referral,
+        categories=(Category.STORY_PUBLICATION,),
+        key=consent.consent_key,
+        version=2,
+        status=ConsentStatus.REVOKED,
+        recorder=staff,
+    )
     assert "Back on the trail" not in client.get("/partner/stories").text
     assert client.get(f"/partner/stories/{story.public_id}").status_code == 404
     db.session.refresh(story)
     assert story.state is StoryState.PUBLISHED  # the intent stays; visibility is the consent's
 
 
-@pytest.mark.parametrize("text,kind", [
-    ("Margaret is hiking again.", "the patient's first name"),
-    ("The OKONKWO family thanks the team.", "the patient's last name"),
-    ("Born on March 14, 1958, she", "the patient's date of birth"),
-    ("born 3/14/1958", "the patient's date of birth"),
-    ("Call her at 608.555.0142", "the patient's phone number"),
-    ("Write to Margaret.Okonkwo@example.org", "the patient's e-mail address"),
-    ("She lives on Monona Dr near the lake.", "the patient's street address"),
-])
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("Margaret is hiking again.", "the patient's first name"),
+        ("The OKONKWO family thanks the team.", "the patient's last name"),
+        ("Born on March 14, 1958, she", "the patient's date of birth"),
+        ("born 3/14/1958", "the patient's date of birth"),
+        ("Call her at 608.555.0142", "the patient's phone number"),
+        ("Write to Margaret.Okonkwo@example.org", "the patient's e-mail address"),
+        ("She lives on Monona Dr near the lake.", "the patient's street address"),
+    ],
+)
 def test_deidentification_warns_and_names_only_the_kind(client, login_as, referral, db, text, kind):
     login_as("staff")
     story = _write(client, referral, body=BODY + "\n\n" + text)
@@ -102,7 +121,9 @@ def test_deidentification_warns_and_names_only_the_kind(client, login_as, referr
 def test_clean_story_has_no_warnings(client, login_as, referral):
     from portal.stories.deidentify import findings
 
-    assert findings(referral.patient, "Back on the trail", "LEFS 31 -> 68", BODY + " Mary went to Madison in 2024.") == []
+    assert (
+        findings(referral.patient, "Back on the trail", "LEFS 31 -> 68", BODY + " Mary went to Madison in 2024.") == []
+    )
 
 
 def test_partner_browse_filter_and_highlight(client, login_as, referral, db, org_a, org_b):
@@ -111,8 +132,13 @@ def test_partner_browse_filter_and_highlight(client, login_as, referral, db, org
     other = factories.make_referral(org_b)
     add_consent(other, categories=(Category.STORY_PUBLICATION,))
     for r, title, condition in ((referral, "Knee story", "knee"), (other, "Back story", "back")):
-        story = Story(patient_id=r.patient_id, author_id=staff.id, condition=condition, state=StoryState.PUBLISHED,
-                      published_at=r.submitted_at)
+        story = Story(
+            patient_id=r.patient_id,
+            author_id=staff.id,
+            condition=condition,
+            state=StoryState.PUBLISHED,
+            published_at=r.submitted_at,
+        )
         story.title, story.highlight, story.body_markdown = title, "ODI 48 -> 12", "Better."
         db.session.add(story)
     draft = Story(patient_id=other.patient_id, author_id=staff.id, condition="back", state=StoryState.DRAFT)

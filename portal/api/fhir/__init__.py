@@ -1,4 +1,5 @@
 """FHIR R4 JSON helpers: media type, code systems, responses and OperationOutcome errors."""
+
 import json
 
 from flask import Response
@@ -31,8 +32,14 @@ REFERENCE = PORTAL_SYSTEM + "referral-reference"  # identifier system of the por
 class FhirError(Exception):
     """A refusal answered as an OperationOutcome; the diagnostics are safe to show (no PHI)."""
 
-    def __init__(self, status: int, diagnostics: str, code: str = "invalid", expression: str | None = None,
-                 issues: list[dict] | None = None):
+    def __init__(
+        self,
+        status: int,
+        diagnostics: str,
+        code: str = "invalid",
+        expression: str | None = None,
+        issues: list[dict] | None = None,
+    ):
         super().__init__(diagnostics)
         self.status = status
         self.issues = issues or [issue(code, diagnostics, expression)]
@@ -56,9 +63,19 @@ def operation_outcome(status: int, issues: list[dict], headers: dict | None = No
     return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, status, headers)
 
 
-STATUS_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-                406: "not-supported", 409: "conflict", 413: "too-costly", 415: "not-supported", 422: "processing",
-                429: "throttled"}
+STATUS_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "processing",
+    429: "throttled",
+}
 
 
 def http_outcome(status: int, diagnostics: str) -> Response:

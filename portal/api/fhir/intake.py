@@ -5,6 +5,7 @@ with ICD-10-CM codings and the reason as text), the requesting Practitioner iden
 optional DocumentReferences whose attachments carry the file as base64 data. Nothing is created for
 the Practitioner: its NPI picks the referring clinician among the organization's accounts.
 """
+
 import base64
 import binascii
 import io
@@ -18,16 +19,29 @@ ALLOWED = {"Patient", "ServiceRequest", "Practitioner", "DocumentReference"}
 
 # Form field -> where it comes from in the Bundle (used in OperationOutcome.issue.expression).
 FIELD_PATHS = {
-    "given_name": "Patient.name.given", "family_name": "Patient.name.family", "birth_date": "Patient.birthDate",
-    "sex": "Patient.gender", "phone": "Patient.telecom", "email": "Patient.telecom",
-    "address_line1": "Patient.address.line", "address_line2": "Patient.address.line",
-    "city": "Patient.address.city", "postal_code": "Patient.address.postalCode", "us_state": "Patient.address.state",
-    "reason": "ServiceRequest.reasonCode.text", "diagnosis": "ServiceRequest.reasonCode.coding.display",
-    "icd10_codes": "ServiceRequest.reasonCode.coding", "requested_service": "ServiceRequest.code",
-    "urgency": "ServiceRequest.priority", "visit_preference": "ServiceRequest.locationCode",
-    "insurance_payer": "ServiceRequest.insurance", "insurance_member_id": "ServiceRequest.insurance",
-    "clinician": "ServiceRequest.requester", "clinician_npi": "Practitioner.identifier",
-    "notes": "ServiceRequest.note", "attachments": "DocumentReference.content.attachment",
+    "given_name": "Patient.name.given",
+    "family_name": "Patient.name.family",
+    "birth_date": "Patient.birthDate",
+    "sex": "Patient.gender",
+    "phone": "Patient.telecom",
+    "email": "Patient.telecom",
+    "address_line1": "Patient.address.line",
+    "address_line2": "Patient.address.line",
+    "city": "Patient.address.city",
+    "postal_code": "Patient.address.postalCode",
+    "us_state": "Patient.address.state",
+    "reason": "ServiceRequest.reasonCode.text",
+    "diagnosis": "ServiceRequest.reasonCode.coding.display",
+    "icd10_codes": "ServiceRequest.reasonCode.coding",
+    "requested_service": "ServiceRequest.code",
+    "urgency": "ServiceRequest.priority",
+    "visit_preference": "ServiceRequest.locationCode",
+    "insurance_payer": "ServiceRequest.insurance",
+    "insurance_member_id": "ServiceRequest.insurance",
+    "clinician": "ServiceRequest.requester",
+    "clinician_npi": "Practitioner.identifier",
+    "notes": "ServiceRequest.note",
+    "attachments": "DocumentReference.content.attachment",
 }
 
 
@@ -58,12 +72,15 @@ def split_bundle(bundle) -> dict[str, list[dict]]:
         resource = _obj(_obj(entry).get("resource"))
         kind = resource.get("resourceType")
         if kind not in ALLOWED:
-            raise _invalid("Only Patient, ServiceRequest, Practitioner and DocumentReference entries are accepted.",
-                           f"Bundle.entry[{n}].resource")
+            raise _invalid(
+                "Only Patient, ServiceRequest, Practitioner and DocumentReference entries are accepted.",
+                f"Bundle.entry[{n}].resource",
+            )
         method = _obj(_obj(entry).get("request")).get("method")
         if kind != "Practitioner" and method != "POST":
-            raise _invalid("Entries that create resources must have request.method POST.",
-                           f"Bundle.entry[{n}].request.method")
+            raise _invalid(
+                "Entries that create resources must have request.method POST.", f"Bundle.entry[{n}].request.method"
+            )
         found[kind].append({**resource, "_fullUrl": _str(_obj(entry).get("fullUrl"))})
     for kind in ("Patient", "ServiceRequest", "Practitioner"):
         if len(found[kind]) != 1:
@@ -81,13 +98,13 @@ def _refers_to(reference, target: dict, kind: str) -> bool:
 def requester_npi(found: dict) -> str:
     practitioner = found["Practitioner"][0]
     if not _refers_to(found["ServiceRequest"][0].get("requester"), practitioner, "Practitioner"):
-        raise _invalid("ServiceRequest.requester must reference the Bundle's Practitioner.",
-                       "ServiceRequest.requester", 422)
+        raise _invalid(
+            "ServiceRequest.requester must reference the Bundle's Practitioner.", "ServiceRequest.requester", 422
+        )
     for ident in _list(practitioner.get("identifier")):
         if _obj(ident).get("system") == NPI and _str(_obj(ident).get("value")):
             return _str(ident["value"])
-    raise _invalid(f"The Practitioner needs an identifier with system {NPI} (the NPI).",
-                   "Practitioner.identifier", 422)
+    raise _invalid(f"The Practitioner needs an identifier with system {NPI} (the NPI).", "Practitioner.identifier", 422)
 
 
 def form_data(found: dict) -> MultiDict:
@@ -97,13 +114,13 @@ def form_data(found: dict) -> MultiDict:
         raise _invalid("ServiceRequest.intent must be order.", "ServiceRequest.intent", 422)
     categories = [c for cat in _list(request.get("category")) for c in _list(_obj(cat).get("coding"))]
     if not any(_obj(c).get("code") == "3457005" for c in categories):
-        raise _invalid("ServiceRequest.category must include SNOMED CT 3457005 (Patient referral).",
-                       "ServiceRequest.category", 422)
+        raise _invalid(
+            "ServiceRequest.category must include SNOMED CT 3457005 (Patient referral).", "ServiceRequest.category", 422
+        )
     if not _refers_to(request.get("subject"), patient, "Patient"):
         raise _invalid("ServiceRequest.subject must reference the Bundle's Patient.", "ServiceRequest.subject", 422)
 
-    name = next((_obj(n) for n in _list(patient.get("name")) if _obj(n).get("use") in (None, "official", "usual")),
-                {})
+    name = next((_obj(n) for n in _list(patient.get("name")) if _obj(n).get("use") in (None, "official", "usual")), {})
     telecom = [_obj(t) for t in _list(patient.get("telecom"))]
     phone = next((_str(t.get("value")) for t in telecom if t.get("system") == "phone"), "")
     email = next((_str(t.get("value")) for t in telecom if t.get("system") == "email"), "")
@@ -115,31 +132,42 @@ def form_data(found: dict) -> MultiDict:
     other = [c for c in codings if c.get("system") != ICD10_CM]
     if other:
         raise _invalid(f"reasonCode codings must use {ICD10_CM}.", "ServiceRequest.reasonCode.coding", 422)
-    reason = "\n".join(_str(_obj(rc).get("text")) for rc in _list(request.get("reasonCode"))
-                       if _str(_obj(rc).get("text")))
+    reason = "\n".join(
+        _str(_obj(rc).get("text")) for rc in _list(request.get("reasonCode")) if _str(_obj(rc).get("text"))
+    )
     diagnosis = next((_str(c.get("display")) for c in codings if _str(c.get("display"))), "")
 
     service = _code(request.get("code"), SERVICE) or Service.EVALUATE_AND_TREAT.value
-    visit = _code(next(iter(_list(request.get("locationCode"))), None), VISIT_PREFERENCE) or VisitPreference.EITHER.value
+    visit = (
+        _code(next(iter(_list(request.get("locationCode"))), None), VISIT_PREFERENCE) or VisitPreference.EITHER.value
+    )
     priority = request.get("priority") or "routine"
     if priority not in ("routine", "urgent", "asap", "stat"):
         raise _invalid("ServiceRequest.priority must be routine, urgent, asap or stat.", "ServiceRequest.priority")
     notes = "\n".join(_str(_obj(n).get("text")) for n in _list(request.get("note")) if _str(_obj(n).get("text")))
 
-    return MultiDict({
-        "given_name": " ".join(_str(g) for g in _list(name.get("given")) if _str(g)),
-        "family_name": _str(name.get("family")),
-        "birth_date": _str(patient.get("birthDate")),
-        "sex": _str(patient.get("gender")) or "unknown",
-        "phone": phone, "email": email,
-        "address_line1": lines[0] if lines else "", "address_line2": " ".join(lines[1:]),
-        "city": _str(address.get("city")), "postal_code": _str(address.get("postalCode")),
-        "us_state": _str(address.get("state")).upper(),
-        "reason": reason, "diagnosis": diagnosis, "icd10_codes": ", ".join(icd),
-        "requested_service": service, "visit_preference": visit,
-        "urgency": "routine" if priority == "routine" else "urgent",
-        "notes": notes,
-    })
+    return MultiDict(
+        {
+            "given_name": " ".join(_str(g) for g in _list(name.get("given")) if _str(g)),
+            "family_name": _str(name.get("family")),
+            "birth_date": _str(patient.get("birthDate")),
+            "sex": _str(patient.get("gender")) or "unknown",
+            "phone": phone,
+            "email": email,
+            "address_line1": lines[0] if lines else "",
+            "address_line2": " ".join(lines[1:]),
+            "city": _str(address.get("city")),
+            "postal_code": _str(address.get("postalCode")),
+            "us_state": _str(address.get("state")).upper(),
+            "reason": reason,
+            "diagnosis": diagnosis,
+            "icd10_codes": ", ".join(icd),
+            "requested_service": service,
+            "visit_preference": visit,
+            "urgency": "routine" if priority == "routine" else "urgent",
+            "notes": notes,
+        }
+    )
 
 
 def _code(concept, system: str) -> str:
@@ -156,20 +184,32 @@ def attachments(found: dict) -> list[FileStorage]:
         for content in _list(doc.get("content")):
             attachment = _obj(_obj(content).get("attachment"))
             if "url" in attachment and "data" not in attachment:
-                raise _invalid("Attachments must carry their bytes in attachment.data (base64), not a url.",
-                               f"DocumentReference[{n}].content.attachment", 422)
+                raise _invalid(
+                    "Attachments must carry their bytes in attachment.data (base64), not a url.",
+                    f"DocumentReference[{n}].content.attachment",
+                    422,
+                )
             try:
                 data = base64.b64decode(_str(attachment.get("data")), validate=True)
             except (binascii.Error, ValueError):
-                raise _invalid("attachment.data is not valid base64.",
-                               f"DocumentReference[{n}].content.attachment.data") from None
+                raise _invalid(
+                    "attachment.data is not valid base64.", f"DocumentReference[{n}].content.attachment.data"
+                ) from None
             if not data:
                 raise _invalid("attachment.data is empty.", f"DocumentReference[{n}].content.attachment.data", 422)
-            files.append(FileStorage(stream=io.BytesIO(data), filename=_str(attachment.get("title")) or "attachment",
-                                     content_type=_str(attachment.get("contentType")) or None))
+            files.append(
+                FileStorage(
+                    stream=io.BytesIO(data),
+                    filename=_str(attachment.get("title")) or "attachment",
+                    content_type=_str(attachment.get("contentType")) or None,
+                )
+            )
     return files
 
 
 def form_issues(form) -> list[dict]:
-    return [issue("invariant" if field != "attachments" else "processing", message, FIELD_PATHS.get(field))
-            for field, messages in form.errors.items() for message in messages]
+    return [
+        issue("invariant" if field != "attachments" else "processing", message, FIELD_PATHS.get(field))
+        for field, messages in form.errors.items()
+        for message in messages
+    ]

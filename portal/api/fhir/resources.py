@@ -1,12 +1,28 @@
 """Portal objects as FHIR R4 resources. Only what the organization may see goes out (see views)."""
+
 import base64
 from datetime import datetime
 
 from flask import current_app
 
-from portal.api.fhir import (CONSENT_SCOPE, DATA_CLASS, ICD10_CM, INSTRUMENT, LOINC, NPI, OBSERVATION_CATEGORY,
-                             PHASE, REFERENCE, REFERRAL_STATUS, SERVICE, SNOMED, UCUM, V3_ACT_CODE,
-                             V3_PARTICIPATION, VISIT_PREFERENCE)
+from portal.api.fhir import (
+    CONSENT_SCOPE,
+    DATA_CLASS,
+    ICD10_CM,
+    INSTRUMENT,
+    LOINC,
+    NPI,
+    OBSERVATION_CATEGORY,
+    PHASE,
+    REFERENCE,
+    REFERRAL_STATUS,
+    SERVICE,
+    SNOMED,
+    UCUM,
+    V3_ACT_CODE,
+    V3_PARTICIPATION,
+    VISIT_PREFERENCE,
+)
 from portal.consent.models import Category, Consent, ConsentStatus
 from portal.outcomes.models import OutcomeScore
 from portal.progress.models import ProgressUpdate
@@ -25,8 +41,10 @@ BSER = {
 SERVICE_REQUEST_STATUS = {Status.DISCHARGED: "completed", Status.DECLINED: "revoked", Status.CANCELLED: "revoked"}
 # LOINC codes only where one exists for the instrument itself; every score also carries the instrument code.
 INSTRUMENT_LOINC = {"NPRS": ("72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported")}
-UPDATE_TYPE_LOINC = {Category.PROGRESS_NOTES: ("11506-3", "Progress note"),
-                     Category.DISCHARGE_SUMMARY: ("18842-5", "Discharge summary")}
+UPDATE_TYPE_LOINC = {
+    Category.PROGRESS_NOTES: ("11506-3", "Progress note"),
+    Category.DISCHARGE_SUMMARY: ("18842-5", "Discharge summary"),
+}
 REFERRAL_CATEGORY = {"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}]}
 
 
@@ -58,14 +76,23 @@ def task(referral: Referral) -> dict:
         codings.append({"system": BSER_BUSINESS_STATUS, "code": BSER[status][0], "display": BSER[status][1]})
     codings.append({"system": REFERRAL_STATUS, "code": status.value, "display": status.label})
     resource = {
-        "resourceType": "Task", "id": str(referral.public_id), "meta": _meta(referral.updated_at),
+        "resourceType": "Task",
+        "id": str(referral.public_id),
+        "meta": _meta(referral.updated_at),
         "identifier": [{"system": REFERENCE, "value": referral.reference}],
         "basedOn": [{"reference": f"ServiceRequest/{referral.public_id}"}],
         "status": FHIR_TASK_STATUS[status],
         "businessStatus": {"coding": codings, "text": status.label},
         "intent": "order",
-        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill",
-                             "display": "Fulfill the focal request"}]},
+        "code": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/CodeSystem/task-code",
+                    "code": "fulfill",
+                    "display": "Fulfill the focal request",
+                }
+            ]
+        },
         "focus": {"reference": f"ServiceRequest/{referral.public_id}"},
         "for": patient_ref(referral),
         "authoredOn": instant(referral.submitted_at),
@@ -83,20 +110,38 @@ def service_request(referral: Referral) -> dict:
     if codes:
         codes[0]["text"] = referral.reason
     resource = {
-        "resourceType": "ServiceRequest", "id": str(referral.public_id), "meta": _meta(referral.updated_at),
+        "resourceType": "ServiceRequest",
+        "id": str(referral.public_id),
+        "meta": _meta(referral.updated_at),
         "identifier": [{"system": REFERENCE, "value": referral.reference}],
         "status": SERVICE_REQUEST_STATUS.get(referral.status, "active"),
         "intent": "order",
         "category": [REFERRAL_CATEGORY],
         "priority": "urgent" if referral.urgency is Urgency.URGENT else "routine",
-        "code": {"coding": [{"system": SERVICE, "code": referral.requested_service.value,
-                             "display": referral.requested_service.label}]},
+        "code": {
+            "coding": [
+                {
+                    "system": SERVICE,
+                    "code": referral.requested_service.value,
+                    "display": referral.requested_service.label,
+                }
+            ]
+        },
         "subject": patient_ref(referral),
         "authoredOn": instant(referral.submitted_at),
         "requester": requester(referral),
         "performer": [{"type": "Organization", "display": current_app.config["PORTAL_NAME"]}],
-        "locationCode": [{"coding": [{"system": VISIT_PREFERENCE, "code": referral.visit_preference.value,
-                                      "display": referral.visit_preference.label}]}],
+        "locationCode": [
+            {
+                "coding": [
+                    {
+                        "system": VISIT_PREFERENCE,
+                        "code": referral.visit_preference.value,
+                        "display": referral.visit_preference.label,
+                    }
+                ]
+            }
+        ],
         "reasonCode": codes,
     }
     if referral.notes:
@@ -113,19 +158,27 @@ def observation(score: OutcomeScore) -> dict:
     codings.append({"system": INSTRUMENT, "code": instrument.code, "display": instrument.name})
     referral = score.referral
     return {
-        "resourceType": "Observation", "id": str(score.public_id), "meta": _meta(score.updated_at),
+        "resourceType": "Observation",
+        "id": str(score.public_id),
+        "meta": _meta(score.updated_at),
         "basedOn": [{"reference": f"ServiceRequest/{referral.public_id}"}],
         "status": "final",
-        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]},
-                     {"coding": [{"system": PHASE, "code": score.phase.value, "display": score.phase.label}]}],
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]},
+            {"coding": [{"system": PHASE, "code": score.phase.value, "display": score.phase.label}]},
+        ],
         "code": {"coding": codings, "text": instrument.name},
         "subject": patient_ref(referral),
         "effectiveDateTime": score.measured_on.isoformat(),
         "issued": instant(score.created_at),
         "valueQuantity": {"value": score.score, "unit": "score", "system": UCUM, "code": "{score}"},
-        "referenceRange": [{"low": {"value": instrument.min_score, "system": UCUM, "code": "{score}"},
-                            "high": {"value": instrument.max_score, "system": UCUM, "code": "{score}"},
-                            "text": f"{instrument.min_score:g}-{instrument.max_score:g}, {instrument.direction}"}],
+        "referenceRange": [
+            {
+                "low": {"value": instrument.min_score, "system": UCUM, "code": "{score}"},
+                "high": {"value": instrument.max_score, "system": UCUM, "code": "{score}"},
+                "text": f"{instrument.min_score:g}-{instrument.max_score:g}, {instrument.direction}",
+            }
+        ],
     }
 
 
@@ -134,20 +187,33 @@ def document_reference(update: ProgressUpdate) -> dict:
     referral = update.referral
     released = update.released_at or update.updated_at
     return {
-        "resourceType": "DocumentReference", "id": str(update.public_id), "meta": _meta(update.updated_at),
-        "status": "current", "docStatus": "final",
+        "resourceType": "DocumentReference",
+        "id": str(update.public_id),
+        "meta": _meta(update.updated_at),
+        "status": "current",
+        "docStatus": "final",
         "type": {"coding": [{"system": LOINC, "code": loinc, "display": display}]},
-        "category": [{"coding": [{"system": DATA_CLASS, "code": update.category.value,
-                                  "display": update.category.label}]}],
+        "category": [
+            {"coding": [{"system": DATA_CLASS, "code": update.category.value, "display": update.category.label}]}
+        ],
         "subject": patient_ref(referral),
         "date": instant(released),
         "custodian": {"display": current_app.config["PORTAL_NAME"]},
-        "content": [{"attachment": {"contentType": "text/plain; charset=utf-8", "language": "en",
-                                    "data": base64.b64encode(update.body.encode()).decode(),
-                                    "title": f"{display}, visit of {update.visit_date.isoformat()}",
-                                    "creation": instant(released)}}],
-        "context": {"period": {"start": update.visit_date.isoformat()},
-                    "related": [{"reference": f"ServiceRequest/{referral.public_id}"}]},
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "language": "en",
+                    "data": base64.b64encode(update.body.encode()).decode(),
+                    "title": f"{display}, visit of {update.visit_date.isoformat()}",
+                    "creation": instant(released),
+                }
+            }
+        ],
+        "context": {
+            "period": {"start": update.visit_date.isoformat()},
+            "related": [{"reference": f"ServiceRequest/{referral.public_id}"}],
+        },
     }
 
 
@@ -155,15 +221,20 @@ def consent(item: Consent) -> dict:
     provision = {
         "type": "permit",
         "period": {"start": item.effective_on.isoformat()},
-        "actor": [{"role": {"coding": [{"system": V3_PARTICIPATION, "code": "IRCP",
-                                        "display": "information recipient"}]},
-                   "reference": {"type": "Organization", "display": item.grantee_organization.name}}],
+        "actor": [
+            {
+                "role": {"coding": [{"system": V3_PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
+                "reference": {"type": "Organization", "display": item.grantee_organization.name},
+            }
+        ],
         "class": [{"system": DATA_CLASS, "code": c.value, "display": c.label} for c in item.categories],
     }
     if item.expires_on:
         provision["period"]["end"] = item.expires_on.isoformat()
     return {
-        "resourceType": "Consent", "id": str(item.public_id), "meta": _meta(item.recorded_at),
+        "resourceType": "Consent",
+        "id": str(item.public_id),
+        "meta": _meta(item.recorded_at),
         "status": "active" if item.status is ConsentStatus.ACTIVE else "inactive",
         "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy", "display": "Privacy Consent"}]},
         "category": [{"coding": [{"system": LOINC, "code": "59284-0", "display": "Patient Consent"}]}],
@@ -180,6 +251,13 @@ def searchset(base: str, resources: list[dict], total: int | None, self_url: str
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
-    return {"resourceType": "Bundle", "type": "searchset", **({"total": total} if total is not None else {}), "link": links,
-            "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                      for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        **({"total": total} if total is not None else {}),
+        "link": links,
+        "entry": [
+            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in resources
+        ],
+    }

@@ -6,8 +6,8 @@ condition is a plain predicate on the resource's own table (subqueries on patien
 never a join the scoped query might lack), added with ``where`` to the scoped query, so it narrows
 what the organization and the consent policy already allow and can never widen it.
 """
-from flask import current_app
 
+from flask import current_app
 from sqlalchemy import ColumnElement, false, func, select, true
 
 from portal.api.fhir import DATA_CLASS, INSTRUMENT, LOINC, OBSERVATION_CATEGORY, PHASE, REFERENCE
@@ -26,18 +26,44 @@ OBSERVATION_STATUS = "http://hl7.org/fhir/observation-status"
 DOCUMENT_REFERENCE_STATUS = "http://hl7.org/fhir/document-reference-status"
 CONSENT_STATE = "http://hl7.org/fhir/consent-state-codes"
 # The required bindings of each status element (FHIR R4 4.0.1): other codes are a 400, these match or not.
-TASK_STATUS_CODES = {"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress",
-                     "on-hold", "failed", "completed", "entered-in-error"}
-OBSERVATION_STATUS_CODES = {"registered", "preliminary", "final", "amended", "corrected", "cancelled",
-                            "entered-in-error", "unknown"}
+TASK_STATUS_CODES = {
+    "draft",
+    "requested",
+    "received",
+    "accepted",
+    "rejected",
+    "ready",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
+}
+OBSERVATION_STATUS_CODES = {
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+}
 DOCUMENT_REFERENCE_STATUS_CODES = {"current", "superseded", "entered-in-error"}
 CONSENT_STATE_CODES = {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"}
 
 # The types each reference parameter may point to in FHIR R4 (another type is a 400; a type we do
 # not serve simply matches nothing).
 OBSERVATION_SUBJECT = {"Patient", "Group", "Device", "Location"}
-OBSERVATION_BASED_ON = {"CarePlan", "DeviceRequest", "ImmunizationRecommendation", "MedicationRequest",
-                        "NutritionOrder", "ServiceRequest"}
+OBSERVATION_BASED_ON = {
+    "CarePlan",
+    "DeviceRequest",
+    "ImmunizationRecommendation",
+    "MedicationRequest",
+    "NutritionOrder",
+    "ServiceRequest",
+}
 DOCUMENT_REFERENCE_SUBJECT = {"Patient", "Practitioner", "Group", "Device"}
 
 
@@ -63,20 +89,24 @@ def _referenced(name: str, values: list[str], targets: set[str] | None, served: 
 
 def _patients(patient_column, targets: set[str] | None):
     """patient / subject: Patient/<public_id> or a bare id. ``patient_column``: the row's patient key."""
+
     def clause(name: str, values: list[str]) -> ColumnElement[bool]:
         ids = _referenced(name, values, targets, "Patient")
         return patient_column.in_(select(Patient.id).where(Patient.public_id.in_(ids))) if ids else false()
+
     return clause
 
 
 def _score_patients(targets: set[str] | None):
     """An outcome score's patient is its episode's (referral's) patient."""
+
     def clause(name: str, values: list[str]) -> ColumnElement[bool]:
         ids = _referenced(name, values, targets, "Patient")
         if not ids:
             return false()
         patients = select(Patient.id).where(Patient.public_id.in_(ids))
         return OutcomeScore.referral_id.in_(select(Referral.id).where(Referral.patient_id.in_(patients)))
+
     return clause
 
 
@@ -84,6 +114,7 @@ def _referrals(referral_column, targets: set[str]):
     def clause(name: str, values: list[str]) -> ColumnElement[bool]:
         ids = _referenced(name, values, targets, "ServiceRequest")
         return referral_column.in_(select(Referral.id).where(Referral.public_id.in_(ids))) if ids else false()
+
     return clause
 
 
@@ -96,12 +127,15 @@ def _id(column):
 
 
 ID_DOC = "The resource id; several ids separated by commas match any of them."
-LAST_UPDATED_DOC = ("meta.lastUpdated. Prefixes eq, gt, ge, lt, le; a date (a UTC day), year, month or a dateTime "
-                    "with time zone. Repeat to bound both ends.")
+LAST_UPDATED_DOC = (
+    "meta.lastUpdated. Prefixes eq, gt, ge, lt, le; a date (a UTC day), year, month or a dateTime "
+    "with time zone. Repeat to bound both ends."
+)
 REFERENCE_SYNTAX = "Patient/[id], a bare [id] or [base]/Patient/[id]; the id is the one in the resources' references"
 
 
 # --- Task -----------------------------------------------------------------------------------------
+
 
 def _task_identifier(name: str, values: list[str]) -> ColumnElement[bool]:
     clauses = []
@@ -123,18 +157,32 @@ def _task_status(name: str, values: list[str]) -> ColumnElement[bool]:
 TASK = [
     Param("_id", "token", ID_DOC, _id(Referral.public_id)),
     Param("_lastUpdated", "date", LAST_UPDATED_DOC, _last_updated(Referral.updated_at)),
-    Param("identifier", "token", "The referral's reference number (RB-...), system "
-          f"{REFERENCE}: system|value or value.", _task_identifier),
+    Param(
+        "identifier",
+        "token",
+        f"The referral's reference number (RB-...), system {REFERENCE}: system|value or value.",
+        _task_identifier,
+    ),
     Param("patient", "reference", f"Task.for: {REFERENCE_SYNTAX}.", _patients(Referral.patient_id, {"Patient"})),
-    Param("subject", "reference", f"Task.for (same as patient here): {REFERENCE_SYNTAX}.",
-          _patients(Referral.patient_id, None)),
-    Param("status", "token", f"Task.status ({', '.join(dict.fromkeys(FHIR_TASK_STATUS.values()))}: the referral's "
-          f"status maps onto these), system {TASK_STATUS} optional. Another code of the Task status value set "
-          "matches nothing; a code outside it is a 400.", _task_status),
+    Param(
+        "subject",
+        "reference",
+        f"Task.for (same as patient here): {REFERENCE_SYNTAX}.",
+        _patients(Referral.patient_id, None),
+    ),
+    Param(
+        "status",
+        "token",
+        f"Task.status ({', '.join(dict.fromkeys(FHIR_TASK_STATUS.values()))}: the referral's "
+        f"status maps onto these), system {TASK_STATUS} optional. Another code of the Task status value set "
+        "matches nothing; a code outside it is a 400.",
+        _task_status,
+    ),
 ]
 
 
 # --- Observation ----------------------------------------------------------------------------------
+
 
 def _observation_code(name: str, values: list[str]) -> ColumnElement[bool]:
     clauses = []
@@ -169,29 +217,61 @@ OBSERVATION = [
     Param("_id", "token", ID_DOC, _id(OutcomeScore.public_id)),
     Param("_lastUpdated", "date", LAST_UPDATED_DOC, _last_updated(OutcomeScore.updated_at)),
     Param("patient", "reference", f"Observation.subject: {REFERENCE_SYNTAX}.", _score_patients({"Patient"})),
-    Param("subject", "reference", f"Observation.subject (same as patient here): {REFERENCE_SYNTAX}.",
-          _score_patients(OBSERVATION_SUBJECT)),
-    Param("status", "token", "Observation.status: always final here. Another code of the Observation status value "
-          "set matches nothing; a code outside it is a 400.", _observation_status),
-    Param("code", "token", "The instrument: " + ", ".join(f"{LOINC}|{loinc} ({code})" for code, (loinc, _d)
-                                                           in INSTRUMENT_LOINC.items())
-          + f" where the instrument has a LOINC code of its own, or {INSTRUMENT}|[instrument code] (NPRS, ODI, LEFS, "
-          "...); system|code, code or system|.", _observation_code),
-    Param("date", "date", "Observation.effectiveDateTime, the practice's calendar day the score was measured. "
-          "Prefixes eq, gt, ge, lt, le as for _lastUpdated, with the day as a range: a date is compared as a "
-          "calendar date, a dateTime with time zone against the practice's day.", _observation_date),
-    Param("based-on", "reference", "The referral: ServiceRequest/[id] or a bare [id] (the Task's id).",
-          _referrals(OutcomeScore.referral_id, OBSERVATION_BASED_ON)),
-    Param("category", "token", f"{OBSERVATION_CATEGORY}|survey (every score) or the phase, {PHASE}|intake, "
-          "interim or discharge.", _observation_category),
+    Param(
+        "subject",
+        "reference",
+        f"Observation.subject (same as patient here): {REFERENCE_SYNTAX}.",
+        _score_patients(OBSERVATION_SUBJECT),
+    ),
+    Param(
+        "status",
+        "token",
+        "Observation.status: always final here. Another code of the Observation status value "
+        "set matches nothing; a code outside it is a 400.",
+        _observation_status,
+    ),
+    Param(
+        "code",
+        "token",
+        "The instrument: "
+        + ", ".join(f"{LOINC}|{loinc} ({code})" for code, (loinc, _d) in INSTRUMENT_LOINC.items())
+        + f" where the instrument has a LOINC code of its own, or {INSTRUMENT}|[instrument code] (NPRS, ODI, LEFS, "
+        "...); system|code, code or system|.",
+        _observation_code,
+    ),
+    Param(
+        "date",
+        "date",
+        "Observation.effectiveDateTime, the practice's calendar day the score was measured. "
+        "Prefixes eq, gt, ge, lt, le as for _lastUpdated, with the day as a range: a date is compared as a "
+        "calendar date, a dateTime with time zone against the practice's day.",
+        _observation_date,
+    ),
+    Param(
+        "based-on",
+        "reference",
+        "The referral: ServiceRequest/[id] or a bare [id] (the Task's id).",
+        _referrals(OutcomeScore.referral_id, OBSERVATION_BASED_ON),
+    ),
+    Param(
+        "category",
+        "token",
+        f"{OBSERVATION_CATEGORY}|survey (every score) or the phase, {PHASE}|intake, interim or discharge.",
+        _observation_category,
+    ),
 ]
 
 
 # --- DocumentReference ----------------------------------------------------------------------------
 
+
 def _document_status(name: str, values: list[str]) -> ColumnElement[bool]:
-    return coded(name, values, [(DOCUMENT_REFERENCE_STATUS, "current", true())],
-                 (DOCUMENT_REFERENCE_STATUS, DOCUMENT_REFERENCE_STATUS_CODES))
+    return coded(
+        name,
+        values,
+        [(DOCUMENT_REFERENCE_STATUS, "current", true())],
+        (DOCUMENT_REFERENCE_STATUS, DOCUMENT_REFERENCE_STATUS_CODES),
+    )
 
 
 def _document_category(name: str, values: list[str]) -> ColumnElement[bool]:
@@ -204,40 +284,74 @@ DOCUMENT_DATE = func.coalesce(ProgressUpdate.released_at, ProgressUpdate.updated
 DOCUMENT_REFERENCE = [
     Param("_id", "token", ID_DOC, _id(ProgressUpdate.public_id)),
     Param("_lastUpdated", "date", LAST_UPDATED_DOC, _last_updated(ProgressUpdate.updated_at)),
-    Param("patient", "reference", f"DocumentReference.subject: {REFERENCE_SYNTAX}.",
-          _patients(ProgressUpdate.patient_id, {"Patient"})),
-    Param("subject", "reference", f"DocumentReference.subject (same as patient here): {REFERENCE_SYNTAX}.",
-          _patients(ProgressUpdate.patient_id, DOCUMENT_REFERENCE_SUBJECT)),
-    Param("status", "token", "DocumentReference.status: always current here. Another code of the value set "
-          "matches nothing; a code outside it is a 400.", _document_status),
-    Param("date", "date", "DocumentReference.date, the instant the update was released. Prefixes and values as "
-          "for _lastUpdated.", lambda name, values: instant_filter(name, DOCUMENT_DATE, values)),
-    Param("category", "token", f"The data class, {DATA_CLASS}|progress_notes or discharge_summary.",
-          _document_category),
+    Param(
+        "patient",
+        "reference",
+        f"DocumentReference.subject: {REFERENCE_SYNTAX}.",
+        _patients(ProgressUpdate.patient_id, {"Patient"}),
+    ),
+    Param(
+        "subject",
+        "reference",
+        f"DocumentReference.subject (same as patient here): {REFERENCE_SYNTAX}.",
+        _patients(ProgressUpdate.patient_id, DOCUMENT_REFERENCE_SUBJECT),
+    ),
+    Param(
+        "status",
+        "token",
+        "DocumentReference.status: always current here. Another code of the value set "
+        "matches nothing; a code outside it is a 400.",
+        _document_status,
+    ),
+    Param(
+        "date",
+        "date",
+        "DocumentReference.date, the instant the update was released. Prefixes and values as for _lastUpdated.",
+        lambda name, values: instant_filter(name, DOCUMENT_DATE, values),
+    ),
+    Param(
+        "category", "token", f"The data class, {DATA_CLASS}|progress_notes or discharge_summary.", _document_category
+    ),
 ]
 
 
 # --- Consent --------------------------------------------------------------------------------------
 
+
 def _consent_status(name: str, values: list[str]) -> ColumnElement[bool]:
-    codings = [(CONSENT_STATE, "active", Consent.status == ConsentStatus.ACTIVE),
-               (CONSENT_STATE, "inactive", Consent.status != ConsentStatus.ACTIVE)]
+    codings = [
+        (CONSENT_STATE, "active", Consent.status == ConsentStatus.ACTIVE),
+        (CONSENT_STATE, "inactive", Consent.status != ConsentStatus.ACTIVE),
+    ]
     return coded(name, values, codings, (CONSENT_STATE, CONSENT_STATE_CODES))
 
 
 CONSENT = [
     Param("_id", "token", ID_DOC, _id(Consent.public_id)),
-    Param("_lastUpdated", "date", LAST_UPDATED_DOC + " (For a Consent, when it was recorded.)",
-          _last_updated(Consent.recorded_at)),
+    Param(
+        "_lastUpdated",
+        "date",
+        LAST_UPDATED_DOC + " (For a Consent, when it was recorded.)",
+        _last_updated(Consent.recorded_at),
+    ),
     Param("patient", "reference", f"Consent.patient: {REFERENCE_SYNTAX}.", _patients(Consent.patient_id, {"Patient"})),
-    Param("status", "token", "Consent.status: active (only consents in effect are served, so every one is active). "
-          "Another code of the value set matches nothing; a code outside it is a 400.", _consent_status),
+    Param(
+        "status",
+        "token",
+        "Consent.status: active (only consents in effect are served, so every one is active). "
+        "Another code of the value set matches nothing; a code outside it is a 400.",
+        _consent_status,
+    ),
 ]
 
 # resource type -> its search parameters by name (besides _count, _cursor, _format and _pretty, which every
 # search takes: portal/api/search.py CONTROL)
 SEARCH_PARAMS: dict[str, dict[str, Param]] = {
     kind: {p.name: p for p in params}
-    for kind, params in (("Task", TASK), ("Observation", OBSERVATION), ("DocumentReference", DOCUMENT_REFERENCE),
-                         ("Consent", CONSENT))
+    for kind, params in (
+        ("Task", TASK),
+        ("Observation", OBSERVATION),
+        ("DocumentReference", DOCUMENT_REFERENCE),
+        ("Consent", CONSENT),
+    )
 }

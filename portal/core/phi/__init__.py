@@ -9,6 +9,7 @@ Declaring::
 
 Looking up: ``select(Patient).where(blind_match(Patient.name_dob_bidx, "Muñoz", dob))``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,13 @@ from portal.core.phi import keyfile, normalize
 from portal.core.phi.codecs import Codec
 from portal.core.phi.documents import DocumentStore, documents
 from portal.core.phi.errors import (
-    DecryptionError, FileIntegrityError, FileTooLargeError, KeyringError, KeyringMissingError,
-    PhiError, UnknownKeyError,
+    DecryptionError,
+    FileIntegrityError,
+    FileTooLargeError,
+    KeyringError,
+    KeyringMissingError,
+    PhiError,
+    UnknownKeyError,
 )
 from portal.core.phi.fields import EncryptedField, blind_index, encrypted
 from portal.core.phi.kek import KeyEncryptionKey, LocalKeyEncryptionKey
@@ -31,11 +37,30 @@ from portal.core.phi.registry import blind_match, encrypted_models, present_mode
 from portal.core.phi.runtime import EXTENSION_KEY, PhiState, current_state, using
 
 __all__ = [
-    "Codec", "DecryptionError", "DocumentStore", "EncryptedField", "FileIntegrityError",
-    "FileTooLargeError", "KeyEncryptionKey", "Keyring", "KeyringError", "KeyringMissingError",
-    "LocalKeyEncryptionKey", "PhiError", "PhiState", "UnknownKeyError", "blind_index",
-    "blind_match", "current_state", "documents", "encrypted", "encrypted_models", "init_app",
-    "normalize", "present_models", "using",
+    "Codec",
+    "DecryptionError",
+    "DocumentStore",
+    "EncryptedField",
+    "FileIntegrityError",
+    "FileTooLargeError",
+    "KeyEncryptionKey",
+    "Keyring",
+    "KeyringError",
+    "KeyringMissingError",
+    "LocalKeyEncryptionKey",
+    "PhiError",
+    "PhiState",
+    "UnknownKeyError",
+    "blind_index",
+    "blind_match",
+    "current_state",
+    "documents",
+    "encrypted",
+    "encrypted_models",
+    "init_app",
+    "normalize",
+    "present_models",
+    "using",
 ]
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
 """Blind indexes: truncated HMAC-SHA256 of normalised values, prefixed by the key id."""
+
 from __future__ import annotations
 
 import hashlib

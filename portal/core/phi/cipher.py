@@ -13,6 +13,7 @@ Associated data = the 6 header bytes || len-prefixed table || len-prefixed colum
 row's public_id (16 bytes). Changing any header byte, or moving the value to another
 row, column or table, makes the tag check fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,7 +71,11 @@ class ColumnCipher:
     __slots__ = ("table", "column", "active_id", "_active", "_by_id", "_retired")
 
     def __init__(
-        self, table: str, column: str, keys: dict[int, bytes], active_id: int,
+        self,
+        table: str,
+        column: str,
+        keys: dict[int, bytes],
+        active_id: int,
         retired_ids: frozenset[int] = frozenset(),
     ) -> None:
         self.table = table
@@ -79,8 +84,7 @@ class ColumnCipher:
         ctx = column_context(table, column)
         # (AESGCM, header, AAD prefix) per 4-byte key id as stored: built once, reused for every value.
         self._by_id = {
-            kid.to_bytes(4, "big"): (AESGCM(key), header(kid), header(kid) + ctx)
-            for kid, key in keys.items()
+            kid.to_bytes(4, "big"): (AESGCM(key), header(kid), header(kid) + ctx) for kid, key in keys.items()
         }
         self._active = self._by_id[active_id.to_bytes(4, "big")]
         self._retired = retired_ids
@@ -89,9 +93,7 @@ class ColumnCipher:
         aead, head, aad = self._active
         # A fresh getrandom() per value, deliberately unbuffered: no fork can ever repeat a nonce.
         nonce = os.urandom(NONCE_LEN)
-        return head + nonce + aead.encrypt(
-            nonce, plaintext + _PADS[len(plaintext) % PAD_BLOCK], aad + row_id.bytes
-        )
+        return head + nonce + aead.encrypt(nonce, plaintext + _PADS[len(plaintext) % PAD_BLOCK], aad + row_id.bytes)
 
     def decrypt(self, row_id: uuid.UUID, blob: bytes) -> bytes:
         if len(blob) < MIN_LEN:

@@ -1,4 +1,5 @@
 """`flask phi ...`: create the keyring, add/promote/retire keys, report and rotate."""
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,11 @@ from portal.core.phi.kek import LocalKeyEncryptionKey
 from portal.core.phi.keyring import BLIND, DATA, RETIRED, Keyring
 from portal.core.phi.registry import present_models
 from portal.core.phi.rotation import (
-    ColumnStatus, RotationResult, column_status, count_stale, rotate_model,
+    ColumnStatus,
+    RotationResult,
+    column_status,
+    count_stale,
+    rotate_model,
 )
 from portal.core.phi.runtime import EXTENSION_KEY, PhiState
 from portal.core.unit_of_work import writing
@@ -83,8 +88,7 @@ def add_key(blind: bool) -> None:
     _change(change)
     key = added["key"]
     click.echo(f"Key {key.id} ({key.purpose}) added, decrypt-only.")
-    click.echo("Hosts pick it up within 30 seconds (or on restart); then run: "
-               f"flask phi promote {key.id}")
+    click.echo(f"Hosts pick it up within 30 seconds (or on restart); then run: flask phi promote {key.id}")
 
 
 @phi_group.command("promote")
@@ -92,8 +96,10 @@ def add_key(blind: bool) -> None:
 def promote(key_id: int) -> None:
     """Make KEY_ID the active key for its purpose; the previous one stays decrypt-only."""
     keyring = _change(lambda k: k.promoted(key_id))
-    click.echo(f"Key {key_id} is now the active {keyring.get(key_id).purpose} key. "  # type: ignore[union-attr]
-               "New values use it; run `flask phi rotate` to move existing ones.")
+    click.echo(
+        f"Key {key_id} is now the active {keyring.get(key_id).purpose} key. "  # type: ignore[union-attr]
+        "New values use it; run `flask phi rotate` to move existing ones."
+    )
 
 
 @phi_group.command("retire")
@@ -114,8 +120,12 @@ def retire(key_id: int, yes: bool) -> None:
 
 
 @phi_group.command("rewrap-keyring")
-@click.option("--new-kek-env", default="PHI_NEW_KEK", show_default=True,
-              help="Environment variable holding the new KEK (never passed on the command line).")
+@click.option(
+    "--new-kek-env",
+    default="PHI_NEW_KEK",
+    show_default=True,
+    help="Environment variable holding the new KEK (never passed on the command line).",
+)
 def rewrap_keyring(new_kek_env: str) -> None:
     """Re-wrap the keyring under a new key-encryption key (KEK rotation); root keys are unchanged."""
     state = _state()
@@ -128,8 +138,10 @@ def rewrap_keyring(new_kek_env: str) -> None:
             keyfile.save(state.path, new_kek, keyring)
     except PhiError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Keyring re-wrapped with KEK {new_kek.key_id}. Set PHI_KEK to the new value on every "
-               "host and restart them; back up the re-wrapped keyring.")
+    click.echo(
+        f"Keyring re-wrapped with KEK {new_kek.key_id}. Set PHI_KEK to the new value on every "
+        "host and restart them; back up the re-wrapped keyring."
+    )
 
 
 @phi_group.command("status")

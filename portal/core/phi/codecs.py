@@ -1,4 +1,5 @@
 """Plaintext codecs: how a Python value becomes the bytes that get encrypted, and back."""
+
 from __future__ import annotations
 
 import json
@@ -39,15 +40,18 @@ def _encode_json(value: Any) -> bytes:
 STR = Codec("str", (str,), str.encode, bytes.decode)
 BYTES = Codec("bytes", (bytes,), bytes, bytes)
 DATE = Codec("date", (date,), _encode_date, lambda b: date.fromisoformat(b.decode("ascii")))
-DATETIME = Codec(
-    "datetime", (datetime,), _encode_datetime, lambda b: datetime.fromisoformat(b.decode("ascii"))
-)
+DATETIME = Codec("datetime", (datetime,), _encode_datetime, lambda b: datetime.fromisoformat(b.decode("ascii")))
 INT = Codec("int", (int,), lambda v: str(int(v)).encode("ascii"), lambda b: int(b))
 JSON_DICT = Codec("dict", (dict,), _encode_json, json.loads, mutable=True)
 JSON_LIST = Codec("list", (list,), _encode_json, json.loads, mutable=True)
 
 _BY_TYPE: dict[type, Codec] = {
-    str: STR, bytes: BYTES, date: DATE, datetime: DATETIME, int: INT, dict: JSON_DICT,
+    str: STR,
+    bytes: BYTES,
+    date: DATE,
+    datetime: DATETIME,
+    int: INT,
+    dict: JSON_DICT,
     list: JSON_LIST,
 }
 

@@ -1,4 +1,5 @@
 """Encrypted document storage under ``UPLOAD_DIR``: atomic writes, streamed reads, re-keying."""
+
 from __future__ import annotations
 
 import os
@@ -27,14 +28,19 @@ class DocumentStore:
         return self.root / document_id.hex[:2] / (document_id.hex + SUFFIX)
 
     def save(
-        self, document_id: uuid.UUID, patient_id: uuid.UUID, stream: BinaryIO, *,
+        self,
+        document_id: uuid.UUID,
+        patient_id: uuid.UUID,
+        stream: BinaryIO,
+        *,
         max_bytes: int | None = None,
     ) -> int:
         """Encrypt an upload while reading it; nothing is kept if it fails or exceeds ``max_bytes``."""
         path = self.path_for(document_id)
         keyring = self.state.keyring
-        return self._write(path, lambda dst: encrypt_stream(
-            keyring, stream, dst, document_id, patient_id, max_bytes=max_bytes))
+        return self._write(
+            path, lambda dst: encrypt_stream(keyring, stream, dst, document_id, patient_id, max_bytes=max_bytes)
+        )
 
     def open(self, document_id: uuid.UUID, patient_id: uuid.UUID) -> Iterator[bytes]:
         """Plaintext chunks for streaming to a response; the file closes when iteration ends."""
@@ -64,8 +70,7 @@ class DocumentStore:
             return False
         with path.open("rb") as src:
             plain = _IterReader(decrypt_stream(keyring, src, head.document_id, head.patient_id))
-            self._write(path, lambda dst: encrypt_stream(
-                keyring, plain, dst, head.document_id, head.patient_id))
+            self._write(path, lambda dst: encrypt_stream(keyring, plain, dst, head.document_id, head.patient_id))
         return True
 
     @staticmethod

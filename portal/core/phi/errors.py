@@ -1,4 +1,5 @@
 """Exceptions of the PHI layer: they name tables, columns, row ids and key ids, never values."""
+
 from __future__ import annotations
 
 import uuid
@@ -30,9 +31,7 @@ class DecryptionError(PhiError):
 class UnknownKeyError(DecryptionError):
     """The value names a key id this keyring does not hold (or holds only as retired)."""
 
-    def __init__(
-        self, table: str, column: str, row_id: uuid.UUID | None, key_id: int, reason: str
-    ) -> None:
+    def __init__(self, table: str, column: str, row_id: uuid.UUID | None, key_id: int, reason: str) -> None:
         self.key_id = key_id
         super().__init__(table, column, row_id, reason)
 

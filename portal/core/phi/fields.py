@@ -5,6 +5,7 @@ makes ``family_name`` a descriptor: assigning encrypts at once (bound to the row
 ``public_id``, assigned here if still unset), reading decrypts and caches the plaintext
 on the instance for as long as the ciphertext object stays the same.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from sqlalchemy import LargeBinary, inspect as sa_inspect
+from sqlalchemy import LargeBinary
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import MappedColumn, mapped_column
 
 from portal.core.phi.blind import INDEX_LEN, BlindIndexer, message
@@ -41,7 +43,11 @@ class EncryptedField(Generic[T]):
     """Descriptor for one encrypted attribute; the ciphertext lives in the ``<name>_ct`` column."""
 
     def __init__(
-        self, codec: Codec, *, nullable: bool, context: str | None,
+        self,
+        codec: Codec,
+        *,
+        nullable: bool,
+        context: str | None,
         check: Callable[[Any], None] | None,
     ) -> None:
         self.codec = codec
@@ -111,9 +117,7 @@ class EncryptedField(Generic[T]):
             setattr(instance, self.ct_key, None)
         else:
             if not isinstance(value, self.codec.accepts):
-                raise TypeError(
-                    f"{ctx.table}.{ctx.column} expects {self.codec.name}, not {type(value).__name__}"
-                )
+                raise TypeError(f"{ctx.table}.{ctx.column} expects {self.codec.name}, not {type(value).__name__}")
             if self.check is not None:
                 self.check(value)
             row_id = _row_id(instance) or assign_public_id(instance)
@@ -160,18 +164,27 @@ def assign_public_id(instance: Any) -> uuid.UUID:
 
 @overload
 def encrypted(
-    python_type: type[T], *, nullable: Literal[False] = ..., context: str | None = ...,
+    python_type: type[T],
+    *,
+    nullable: Literal[False] = ...,
+    context: str | None = ...,
     check: Callable[[T], None] | None = ...,
 ) -> EncryptedField[T]: ...
 @overload
 def encrypted(
-    python_type: type[T], *, nullable: Literal[True], context: str | None = ...,
+    python_type: type[T],
+    *,
+    nullable: Literal[True],
+    context: str | None = ...,
     check: Callable[[T], None] | None = ...,
 ) -> EncryptedField[T | None]: ...
 
 
 def encrypted(
-    python_type: Any, *, nullable: bool = False, context: str | None = None,
+    python_type: Any,
+    *,
+    nullable: bool = False,
+    context: str | None = None,
     check: Callable[[Any], None] | None = None,
 ) -> Any:
     """Declare an encrypted attribute: ``birth_date = encrypted(date)``.
@@ -193,9 +206,7 @@ class BlindIndex:
         self.sources = tuple(sources)
         self.normalizers = tuple(sources.values())
         self._context = context
-        self.column: MappedColumn[Any] = mapped_column(
-            LargeBinary(INDEX_LEN), nullable=True, index=True
-        )
+        self.column: MappedColumn[Any] = mapped_column(LargeBinary(INDEX_LEN), nullable=True, index=True)
         self.name = ""
         self._contexts: dict[type, tuple[str, str]] = {}
         self._cached: dict[tuple[str, str], tuple[Keyring, BlindIndexer]] = {}
@@ -232,7 +243,7 @@ class BlindIndex:
         if len(values) != len(self.sources):
             raise TypeError(f"{self.name} takes {len(self.sources)} values: {', '.join(self.sources)}")
         parts = []
-        for normalize, value in zip(self.normalizers, values):
+        for normalize, value in zip(self.normalizers, values, strict=True):
             if value is None:
                 return None
             part = normalize(value)

@@ -17,6 +17,7 @@ Each chunk's nonce is its index (unique under the per-file key); its associated 
 the whole header (so document id and patient id) || chunk index (8 bytes) || final flag.
 Reordered, swapped, dropped or appended chunks and truncation all fail authentication.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,17 +64,19 @@ class FileHeader:
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise FileIntegrityError("document header names an impossible chunk size")
         return cls(
-            int.from_bytes(raw[6:10], "big"), chunk_size, raw[14:46],
-            uuid.UUID(bytes=raw[46:62]), uuid.UUID(bytes=raw[62:78]), raw,
+            int.from_bytes(raw[6:10], "big"),
+            chunk_size,
+            raw[14:46],
+            uuid.UUID(bytes=raw[46:62]),
+            uuid.UUID(bytes=raw[62:78]),
+            raw,
         )
 
 
 def _file_aead(keyring: Keyring, head: FileHeader) -> AESGCM:
     root = keyring.file_key_root(head.key_id)
     if root is None:
-        raise FileIntegrityError(
-            f"document {head.document_id}: key id {head.key_id} is unknown or retired"
-        )
+        raise FileIntegrityError(f"document {head.document_id}: key id {head.key_id} is unknown or retired")
     info = b"portal-phi:v1:file-chunks" + head.document_id.bytes + head.patient_id.bytes
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=head.salt, info=info).derive(root)
     return AESGCM(key)
@@ -100,14 +103,25 @@ def _aad(head: bytes, index: int, final: bool) -> bytes:
 
 
 def encrypt_stream(
-    keyring: Keyring, src: BinaryIO, dst: BinaryIO, document_id: uuid.UUID,
-    patient_id: uuid.UUID, *, max_bytes: int | None = None, chunk_size: int = CHUNK_SIZE,
+    keyring: Keyring,
+    src: BinaryIO,
+    dst: BinaryIO,
+    document_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    *,
+    max_bytes: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> int:
     """Encrypt ``src`` into ``dst`` chunk by chunk; returns the plaintext size."""
     key_id = keyring.active(DATA).id
     raw = (
-        MAGIC + bytes((FORMAT_VERSION, ALG_AES256GCM_CHUNKED)) + key_id.to_bytes(4, "big")
-        + chunk_size.to_bytes(4, "big") + os.urandom(32) + document_id.bytes + patient_id.bytes
+        MAGIC
+        + bytes((FORMAT_VERSION, ALG_AES256GCM_CHUNKED))
+        + key_id.to_bytes(4, "big")
+        + chunk_size.to_bytes(4, "big")
+        + os.urandom(32)
+        + document_id.bytes
+        + patient_id.bytes
     )
     head = FileHeader.parse(raw)
     aead = _file_aead(keyring, head)
@@ -128,7 +142,10 @@ def encrypt_stream(
 
 
 def decrypt_stream(
-    keyring: Keyring, src: BinaryIO, document_id: uuid.UUID, patient_id: uuid.UUID,
+    keyring: Keyring,
+    src: BinaryIO,
+    document_id: uuid.UUID,
+    patient_id: uuid.UUID,
 ) -> Iterator[bytes]:
     """Yield authenticated plaintext chunks; raises FileIntegrityError at the first bad chunk."""
     head = FileHeader.parse(_read_full(src, HEADER_LEN))
@@ -144,8 +161,7 @@ def decrypt_stream(
             yield aead.decrypt(index.to_bytes(12, "big"), chunk, _aad(head.raw, index, final))
         except InvalidTag:
             raise FileIntegrityError(
-                f"document {document_id}: chunk {index} failed authentication "
-                "(altered, reordered or truncated)"
+                f"document {document_id}: chunk {index} failed authentication (altered, reordered or truncated)"
             ) from None
         if final:
             if src.read(1):

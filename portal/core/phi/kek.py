@@ -1,4 +1,5 @@
 """Key-encryption keys: what wraps the keyring file. A KMS can implement the same interface."""
+
 from __future__ import annotations
 
 import base64

@@ -4,6 +4,7 @@ File layout: magic ``PHIKR`` | format byte | KEK id length (1 byte) | KEK id (AS
 the KEK's wrapping of the keyring JSON. Magic, format and KEK id are the wrap's
 associated data, so a file cannot be relabelled to another KEK.
 """
+
 from __future__ import annotations
 
 import fcntl

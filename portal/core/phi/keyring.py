@@ -1,4 +1,5 @@
 """The keyring: versioned root keys, their life cycle, and cached per-column derived keys."""
+
 from __future__ import annotations
 
 import base64
@@ -94,14 +95,16 @@ class Keyring:
         """A fresh keyring: one active data key (id 1) and one active blind-index key (id 2)."""
         now = now_utc()
         return cls(
-            RootKey(i, purpose, ACTIVE, now, os.urandom(ROOT_KEY_BYTES))
-            for i, purpose in enumerate(PURPOSES, start=1)
+            RootKey(i, purpose, ACTIVE, now, os.urandom(ROOT_KEY_BYTES)) for i, purpose in enumerate(PURPOSES, start=1)
         )
 
     def with_new_key(self, purpose: Purpose) -> tuple[Keyring, RootKey]:
         """Add a decrypt-only key: every process learns it before any value is written with it."""
         new = RootKey(
-            max(self._by_id, default=0) + 1, purpose, DECRYPT_ONLY, now_utc(),
+            max(self._by_id, default=0) + 1,
+            purpose,
+            DECRYPT_ONLY,
+            now_utc(),
             os.urandom(ROOT_KEY_BYTES),
         )
         return Keyring((*self.keys, new)), new
@@ -112,8 +115,10 @@ class Keyring:
         if key.state == RETIRED:
             raise KeyringError(f"key {key_id} is retired and cannot be promoted")
         return Keyring(
-            replace(k, state=ACTIVE) if k.id == key_id
-            else replace(k, state=DECRYPT_ONLY) if k.purpose == key.purpose and k.state == ACTIVE
+            replace(k, state=ACTIVE)
+            if k.id == key_id
+            else replace(k, state=DECRYPT_ONLY)
+            if k.purpose == key.purpose and k.state == ACTIVE
             else k
             for k in self.keys
         )
@@ -123,9 +128,7 @@ class Keyring:
         key = self._require(key_id)
         if key.state == ACTIVE:
             raise KeyringError(f"key {key_id} is active: promote another key first")
-        return Keyring(
-            replace(k, state=RETIRED, material=None) if k.id == key_id else k for k in self.keys
-        )
+        return Keyring(replace(k, state=RETIRED, material=None) if k.id == key_id else k for k in self.keys)
 
     def _require(self, key_id: int) -> RootKey:
         key = self._by_id.get(key_id)
@@ -141,9 +144,12 @@ class Keyring:
                 cipher = self._columns.get((table, column))
                 if cipher is None:
                     cipher = ColumnCipher(
-                        table, column,
-                        {k.id: derive_key(k.material, "field", table, column)  # type: ignore[arg-type]
-                         for k in self.usable(DATA)},
+                        table,
+                        column,
+                        {
+                            k.id: derive_key(k.material, "field", table, column)  # type: ignore[arg-type]
+                            for k in self.usable(DATA)
+                        },
                         active_id=self.active(DATA).id,
                         retired_ids=self.retired_ids(DATA),
                     )
@@ -157,8 +163,10 @@ class Keyring:
                 indexer = self._indexes.get((table, index))
                 if indexer is None:
                     indexer = BlindIndexer(
-                        [(k.id, derive_key(k.material, "blind-index", table, index))  # type: ignore[arg-type]
-                         for k in self.usable(BLIND)]
+                        [
+                            (k.id, derive_key(k.material, "blind-index", table, index))  # type: ignore[arg-type]
+                            for k in self.usable(BLIND)
+                        ]
                     )
                     self._indexes[(table, index)] = indexer
         return indexer
@@ -176,7 +184,9 @@ class Keyring:
             "format": KEYRING_FORMAT,
             "keys": [
                 {
-                    "id": k.id, "purpose": k.purpose, "state": k.state,
+                    "id": k.id,
+                    "purpose": k.purpose,
+                    "state": k.state,
                     "created_at": k.created_at.isoformat(),
                     "material": None if k.material is None else base64.b64encode(k.material).decode(),
                 }
@@ -191,7 +201,10 @@ class Keyring:
         try:
             return cls(
                 RootKey(
-                    int(k["id"]), k["purpose"], k["state"], datetime.fromisoformat(k["created_at"]),
+                    int(k["id"]),
+                    k["purpose"],
+                    k["state"],
+                    datetime.fromisoformat(k["created_at"]),
                     None if k["material"] is None else base64.b64decode(k["material"]),
                 )
                 for k in doc["keys"]

@@ -1,4 +1,5 @@
 """Normalisers for blind indexes: two spellings a person would call equal must hash equal."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,18 @@ from datetime import date, datetime
 _NON_DIGITS = re.compile(r"\D")
 _EXTENSION = re.compile(r"(?:ext\.?|x|#)\s*\d+\s*$", re.IGNORECASE)
 # Typographic variants people paste from word processors: O’Brien, Smith‐Jones.
-_PUNCTUATION = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2010": "-",
-                              "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-"})
+_PUNCTUATION = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u02bc": "'",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+    }
+)
 
 
 def name(value: str) -> str:

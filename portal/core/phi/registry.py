@@ -1,16 +1,18 @@
 """Discovery of encrypted columns from the mapped models, and blind-index lookups."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, event, false, inspect as sa_inspect
-from sqlalchemy.orm import Mapper, registry as Registry
+from sqlalchemy import ColumnElement, Connection, Table, event, false
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import registry as Registry
 from sqlalchemy.orm.attributes import InstrumentedAttribute
 from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from portal.core.phi.fields import BlindIndex, EncryptedField, blind_indexes, encrypted_fields
-
 
 _UNSET = (NO_VALUE, NEVER_SET)
 
@@ -82,7 +84,7 @@ def _guard_public_id(mapper: Mapper[Any], cls: type) -> None:
     if not encrypted_fields(cls) or "public_id" not in mapper.attrs:
         return
 
-    @event.listens_for(getattr(cls, "public_id"), "set", retval=False)
+    @event.listens_for(cls.public_id, "set", retval=False)
     def refuse_change(target: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
         if oldvalue is not None and oldvalue not in _UNSET and oldvalue != value:
             raise AttributeError(f"{cls.__name__}.public_id is immutable: PHI is bound to it")

@@ -6,6 +6,7 @@ read. A crash loses at most the batch in flight; a rerun selects what is still s
 so it continues where the last run stopped. Concurrent application writes are never
 overwritten (their rows simply count as conflicts and are picked up next run).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -62,12 +63,8 @@ def column_status(session: Session, models: list[EncryptedModel]) -> list[Column
 
 def _stale(m: EncryptedModel, data_kid: bytes, blind_kid: bytes) -> ColumnElement[bool]:
     conditions = [
-        and_(m.table.c[f.ct_key].is_not(None), _key_of(m.table.c[f.ct_key], 3) != data_kid)
-        for f in m.fields
-    ] + [
-        and_(m.table.c[ix.name].is_not(None), _key_of(m.table.c[ix.name], 1) != blind_kid)
-        for ix in m.indexes
-    ]
+        and_(m.table.c[f.ct_key].is_not(None), _key_of(m.table.c[f.ct_key], 3) != data_kid) for f in m.fields
+    ] + [and_(m.table.c[ix.name].is_not(None), _key_of(m.table.c[ix.name], 1) != blind_kid) for ix in m.indexes]
     return or_(*conditions) if conditions else false()
 
 
@@ -80,14 +77,18 @@ def count_stale(session: Session, models: list[EncryptedModel], keyring: Keyring
 
 
 def _active_ids(keyring: Keyring) -> tuple[bytes, bytes]:
-    return (keyring.active(DATA).id.to_bytes(4, "big"),
-            keyring.active(BLIND).id.to_bytes(KEY_ID_LEN, "big"))
+    return (keyring.active(DATA).id.to_bytes(4, "big"), keyring.active(BLIND).id.to_bytes(KEY_ID_LEN, "big"))
 
 
 def rotate_model(
-    session: Session, m: EncryptedModel, keyring: Keyring, *, batch_size: int = 1000,
+    session: Session,
+    m: EncryptedModel,
+    keyring: Keyring,
+    *,
+    batch_size: int = 1000,
     advance: Callable[[int], Any] = lambda n: None,
-    on_batch: Callable[[str, int], Any] | None = None, result: RotationResult | None = None,
+    on_batch: Callable[[str, int], Any] | None = None,
+    result: RotationResult | None = None,
 ) -> RotationResult:
     """Re-encrypt one model's stale rows, one committed transaction per batch."""
     result = result or RotationResult()
@@ -132,7 +133,12 @@ def rotate_model(
 
 
 def _rekey_row(
-    row: Any, m: EncryptedModel, fields: list, ciphers: dict, indexers: dict, blind_kid: bytes,
+    row: Any,
+    m: EncryptedModel,
+    fields: list,
+    ciphers: dict,
+    indexers: dict,
+    blind_kid: bytes,
     result: RotationResult,
 ) -> dict[str, Any] | None:
     row_id = row["public_id"]
@@ -156,9 +162,7 @@ def _rekey_row(
             params["old_" + ix.name] = params["new_" + ix.name] = value
             if value is not None and value[:KEY_ID_LEN] != blind_kid:
                 codecs = {f.name: f.codec for f, _ in fields}  # only on the rare blind-key change
-                decoded = tuple(
-                    None if plain[s] is None else codecs[s].decode(plain[s]) for s in ix.sources
-                )
+                decoded = tuple(None if plain[s] is None else codecs[s].decode(plain[s]) for s in ix.sources)
                 msg = ix.message_for(decoded)
                 params["new_" + ix.name] = None if msg is None else indexers[ix.name].compute(msg)
                 result.indexes += 1

@@ -1,4 +1,5 @@
 """Where the code finds the keyring: the app's PHI state, or an explicit override."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,12 @@ class PhiState:
     """One process's view of the keyring; it re-reads the file when another process changed it."""
 
     def __init__(
-        self, keyring: Keyring | None, *, path: Path | None = None,
-        kek: KeyEncryptionKey | None = None, upload_dir: Path | None = None,
+        self,
+        keyring: Keyring | None,
+        *,
+        path: Path | None = None,
+        kek: KeyEncryptionKey | None = None,
+        upload_dir: Path | None = None,
         missing_hint: str = "",
     ) -> None:
         self._keyring = keyring
@@ -129,10 +134,7 @@ def current_keyring() -> Keyring:
 @contextmanager
 def using(keyring_or_state: Keyring | PhiState) -> Iterator[PhiState]:
     """Use a given keyring outside Flask: scripts, benchmarks, pure unit tests."""
-    state = (
-        keyring_or_state if isinstance(keyring_or_state, PhiState)
-        else PhiState(keyring_or_state)
-    )
+    state = keyring_or_state if isinstance(keyring_or_state, PhiState) else PhiState(keyring_or_state)
     token = _override.set(state)
     try:
         yield state
