@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from portal.core.db import include_in_comparison
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -95,6 +97,7 @@ def run_migrations_online():
 
     conf_args = current_app.extensions["migrate"].configure_args
     conf_args.setdefault("render_item", render_item)
+    conf_args.setdefault("include_object", include_in_comparison)
     # SQLite cannot ALTER most things in place: batch mode rebuilds the table.
     conf_args.setdefault("render_as_batch", True)
     if conf_args.get("process_revision_directives") is None:

@@ -4,13 +4,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
+from portal.core.db import include_in_comparison
 from portal.extensions import db
 from tests.conftest import fresh_database, migrated_app
 
 
 def test_models_and_migrations_agree(app):
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_in_comparison})
         diff = compare_metadata(context, db.metadata)
     assert diff == [], f"models differ from migrations; run `flask db migrate`: {diff}"
 

@@ -35,6 +35,8 @@ LABELS = {
 }
 
 TERMINAL = frozenset({Status.DECLINED, Status.DISCHARGED, Status.CANCELLED})
+# Listed rather than "not terminal" so that a query for open referrals is a few index ranges.
+OPEN = tuple(s for s in Status if s not in TERMINAL)
 
 # FHIR R4 Task.status for each portal status; businessStatus carries the portal's own code.
 FHIR_TASK_STATUS = {

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Optional
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Uuid, false
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Uuid, desc, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
@@ -90,7 +90,10 @@ class Referral(PkMixin, TimestampMixin, db.Model):
         # The partner's list and the intake queue's tabs: a range of one organization (or one
         # status), newest change first, read in index order (keyset pages, core/paging.py).
         Index("ix_referrals_organization_changed", "organization_id", "status_changed_at", "id"),
+        Index("ix_referrals_organization_status", "organization_id", "status", "status_changed_at", "id"),
         Index("ix_referrals_status_changed", "status", "status_changed_at", "id"),
+        # The intake queue's new referrals, urgent first then oldest (urgency descending: see queries).
+        Index("ix_referrals_queue", "status", desc("urgency"), "submitted_at", "id"),
         Index("ix_referrals_organization_updated", "organization_id", "updated_at", "public_id"),  # FHIR Task search
     )
 

@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, case, exists, func, select
+from sqlalchemy import Select, exists, func, select
 
 from portal.accounts.models import User
 from portal.core.errors import UserError
@@ -17,7 +17,7 @@ from portal.core.validators import parse_uuid
 from portal.extensions import db
 from portal.partners.models import Organization
 from portal.patients.models import Patient
-from portal.referrals.lifecycle import TERMINAL, Status
+from portal.referrals.lifecycle import OPEN, Status
 from portal.referrals.models import Attachment, Referral, Service, Urgency
 
 
@@ -80,11 +80,11 @@ PARTNER_ORDER = (
     SortKey(Referral.status_changed_at, lambda r: r.status_changed_at, descending=True),
     SortKey(Referral.id, lambda r: r.id, descending=True),
 )
-# New referrals: urgent first, then oldest first, what the front desk should take next (a short
-# list, sorted as it is read). Every other status: most recently changed first, from an index.
-_urgent_first = case((Referral.urgency == Urgency.URGENT, 0), else_=1)
+# New referrals: urgent first ("urgent" sorts after "routine", so urgency descending), then oldest
+# first: what the front desk should take next, read in the order of ix_referrals_queue. Every other
+# status: most recently changed first, from ix_referrals_status_changed.
 INTAKE_ORDER = (
-    SortKey(_urgent_first, lambda r: 0 if r.urgency == Urgency.URGENT else 1),
+    SortKey(Referral.urgency, lambda r: r.urgency, descending=True),
     SortKey(Referral.submitted_at, lambda r: r.submitted_at),
     SortKey(Referral.id, lambda r: r.id),
 )
@@ -183,7 +183,7 @@ def partner_referrals(
     if status in set(Status):
         query = query.where(Referral.status == Status(status))
     elif status == "open":
-        query = query.where(Referral.status.not_in(TERMINAL))
+        query = query.where(Referral.status.in_(OPEN))
     if clinician:
         query = query.where(
             Referral.clinician_id == select(User.id).where(User.public_id == parse_uuid(clinician)).scalar_subquery()

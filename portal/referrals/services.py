@@ -8,7 +8,7 @@ reference number and a link, never PHI.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.accounts.models import User
@@ -103,8 +103,8 @@ def submit_referral(actor: User, submission: ReferralSubmission, files: list) ->
     patient.insurance_member_id = person.insurance_member_id or None
     db.session.add(patient)
 
-    first_from_clinician = not db.session.scalar(
-        select(func.count()).select_from(Referral).where(Referral.clinician_id == clinician.id)
+    first_from_clinician = (
+        db.session.scalar(select(Referral.id).where(Referral.clinician_id == clinician.id).limit(1)) is None
     )
     referral = Referral(
         patient=patient,
