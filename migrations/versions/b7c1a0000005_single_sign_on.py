@@ -1,0 +1,23 @@
+"""single sign-on: identity binding, SSO-only organizations, JIT accounts (issue 18)
+
+Reserved in the migration chain so that work on several issues can land in any order; until its
+work lands it changes nothing.
+
+Revision ID: b7c1a0000005
+Revises: b7c1a0000004
+Create Date: 2026-11-30 07:00:00
+
+"""
+
+revision = "b7c1a0000005"
+down_revision = "b7c1a0000004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
