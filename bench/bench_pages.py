@@ -420,12 +420,12 @@ class _Rows:
     def __init__(self, rng: random.Random, clinicians: dict[int, list[int]]):
         from portal.core.phi.fields import blind_indexes
         from portal.patients.demo import FAMILY, GIVEN, PAYERS
-        from portal.patients.models import Patient
+        from portal.patients.models import Patient, Sex
         from portal.referrals.models import Referral
 
         self.rng, self.clinicians, self.organizations = rng, clinicians, sorted(clinicians)
         self.given, self.family, self.payers = GIVEN, FAMILY, PAYERS
-        self.patient, self.referral = Patient, Referral
+        self.patient, self.referral, self.sexes = Patient, Referral, (Sex.FEMALE, Sex.MALE)
         indexes = {ix.name: ix for ix in blind_indexes(Patient)}
         self.name_dob, self.phone_index = indexes["name_dob_bidx"], indexes["phone_bidx"]
         self.name_dob_hmac, self.phone_hmac = self.name_dob.indexer(Patient), self.phone_index.indexer(Patient)
@@ -460,12 +460,15 @@ class _Rows:
         birth = date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 70))
         phone = f"(608) 555-{rng.randrange(10_000):04d}"
         reason, codes = rng.choice(REASONS)
+        payer = rng.choice(self.payers)
         patient = {
             "id": patient_id,
             "public_id": patient_public,
-            "us_state": "WI",
-            "sex": rng.choice(["female", "male"]),
-            "insurance_payer": rng.choice(self.payers),
+            "us_state_ct": Patient.us_state.encrypt(Patient, patient_public, "WI"),
+            "sex_ct": Patient.sex.encrypt(Patient, patient_public, rng.choice(self.sexes)),
+            "insurance_payer_ct": None
+            if payer is None
+            else Patient.insurance_payer.encrypt(Patient, patient_public, payer),
             "created_at": submitted,
             "updated_at": submitted,
             "given_name_ct": Patient.given_name.encrypt(Patient, patient_public, given),

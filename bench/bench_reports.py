@@ -96,7 +96,8 @@ def _load(n: int, extra: int, today: date) -> int:
                     {
                         "id": pid,
                         "public_id": uuid.uuid4(),
-                        "us_state": "WI",
+                        "us_state_ct": PLACEHOLDER,
+                        "sex_ct": PLACEHOLDER,
                         "given_name_ct": PLACEHOLDER,
                         "family_name_ct": PLACEHOLDER,
                         "birth_date_ct": PLACEHOLDER,

@@ -61,3 +61,36 @@ def test_report_facts_backfill_agrees_with_what_the_app_maintains(database_url, 
         assert dict(db.session.execute(select(Consent.id, Consent.superseded_at)).all()) == stamps
         db.session.remove()
         db.engine.dispose()
+
+
+def test_patient_fields_are_encrypted_in_place_and_decrypted_back(database_url, tmp_path):
+    """Upgrading encrypts the state, sex and payer of existing patients; no value changes, no clear
+    column is left; downgrading writes them back in clear."""
+    import os
+
+    from sqlalchemy import inspect, select, text
+
+    from portal.demo import seed_demo_data
+    from portal.patients.models import Patient
+
+    url = fresh_database(os.environ.get("TEST_DATABASE_URL"), tmp_path, "patientfields")
+    app = migrated_app(url, tmp_path)
+    with app.app_context(), app.test_request_context():
+        assert seed_demo_data()
+        before = {p.public_id: (p.us_state, p.sex, p.insurance_payer) for p in db.session.scalars(select(Patient))}
+        assert len(before) > 5 and any(payer for _, _, payer in before.values())
+        db.session.commit()
+        db.session.remove()
+
+        downgrade(revision="b7c1a0000001")
+        with db.engine.connect() as conn:
+            clear = {row[0] for row in conn.execute(text("SELECT us_state FROM patients"))}
+        assert clear == {state for state, _, _ in before.values()}
+
+        upgrade()
+        columns = {c["name"] for c in inspect(db.engine).get_columns("patients")}
+        assert {"us_state", "sex", "insurance_payer"}.isdisjoint(columns)
+        after = {p.public_id: (p.us_state, p.sex, p.insurance_payer) for p in db.session.scalars(select(Patient))}
+        assert after == before
+        db.session.remove()
+        db.engine.dispose()

@@ -1,4 +1,4 @@
-"""The Patient model: encrypted PHI, blind indexes for matching, licensure state in clear."""
+"""The Patient model: every field of the record encrypted, blind indexes for matching."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ import enum
 from datetime import date
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Enum, String, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
 from portal.core.db import PkMixin, TimestampMixin
 from portal.core.phi import blind_index, blind_match, encrypted, normalize
+from portal.core.phi.codecs import Codec
 from portal.extensions import db
 
 ADDRESS_KEYS = frozenset({"line1", "line2", "city", "postal_code"})
 
 
 class Sex(enum.StrEnum):
-    """Administrative sex, kept in clear (see docs/security.md): not an identifier on its own."""
+    """Administrative sex (encrypted with the rest of the record)."""
 
     FEMALE = "female"
     MALE = "male"
@@ -27,6 +27,20 @@ class Sex(enum.StrEnum):
     @property
     def label(self) -> str:
         return "Not recorded" if self is Sex.UNKNOWN else self.value.capitalize()
+
+
+# Administrative sex, encrypted as its code and read back as the enum.
+SEX = Codec("sex", (Sex,), lambda value: Sex(value).value.encode(), lambda blob: Sex(blob.decode()))
+
+
+def check_us_state(value: str) -> None:
+    if len(value) != 2 or not value.isascii() or not value.isupper():
+        raise ValueError("us_state must be a two-letter code")
+
+
+def check_payer(value: str) -> None:
+    if len(value) > 120:
+        raise ValueError("insurance_payer is longer than 120 characters")
 
 
 def check_address(value: dict[str, Any]) -> None:
@@ -42,7 +56,6 @@ class Patient(PkMixin, TimestampMixin, db.Model):
     """A person referred to the practice; the row itself holds no readable PHI."""
 
     __tablename__ = "patients"
-    __table_args__ = (CheckConstraint("length(us_state) = 2", name="us_state_two_letters"),)
 
     given_name = encrypted(str)
     family_name = encrypted(str)
@@ -51,20 +64,19 @@ class Patient(PkMixin, TimestampMixin, db.Model):
     email = encrypted(str, nullable=True)
     address = encrypted(dict, nullable=True, check=check_address)
     insurance_member_id = encrypted(str, nullable=True)
-
-    # Payer name and licensure state identify nobody alone and are needed in SQL (reports,
-    # the telehealth licensure check), so they stay in clear; so does administrative sex.
-    insurance_payer: Mapped[str | None] = mapped_column(String(120))
-    us_state: Mapped[str] = mapped_column(String(2))
-    sex: Mapped[Sex] = mapped_column(
-        Enum(Sex, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
-        default=Sex.UNKNOWN,
-        server_default=Sex.UNKNOWN.value,
-    )
+    # Part of the patient's record like the rest, though nothing queries them in SQL: the
+    # telehealth licensure check reads one patient's state, after decryption.
+    insurance_payer = encrypted(str, nullable=True, check=check_payer)
+    us_state = encrypted(str, check=check_us_state)
+    sex = encrypted(SEX)
 
     name_dob_bidx = blind_index(family_name=normalize.name, birth_date=normalize.iso_date)
     phone_bidx = blind_index(phone=normalize.us_phone)
     email_bidx = blind_index(email=normalize.email)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("sex", Sex.UNKNOWN)  # administrative sex is "not recorded" until given
+        super().__init__(**kwargs)
 
     def __repr__(self) -> str:
         return f"<Patient {self.public_id}>"

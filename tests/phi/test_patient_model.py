@@ -160,6 +160,9 @@ def test_registry_discovers_patient_columns_from_the_mappers(phi_db):
         "email",
         "address",
         "insurance_member_id",
+        "insurance_payer",
+        "us_state",
+        "sex",
     ]
     assert [ix.name for ix in model.indexes] == ["name_dob_bidx", "phone_bidx", "email_bidx"]
 

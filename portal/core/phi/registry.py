@@ -67,10 +67,10 @@ def blind_match(column: InstrumentedAttribute[Any], *values: Any) -> ColumnEleme
 
     ``select(Patient).where(blind_match(Patient.phone_bidx, "(312) 555-0142"))``
     """
-    cls, key = column.class_, column.key
-    spec = next((ix for ix in blind_indexes(cls) if ix.name == key), None)
+    cls, key = getattr(column, "class_", None), getattr(column, "key", None) or getattr(column, "name", "?")
+    spec = next((ix for ix in blind_indexes(cls) if ix.name == key), None) if cls is not None else None
     if spec is None:
-        raise TypeError(f"{cls.__name__}.{key} is not a blind index")
+        raise TypeError(f"{key} is not a blind index")
     msg = spec.message_for(values)
     if msg is None:
         return false()
