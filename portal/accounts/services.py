@@ -107,7 +107,9 @@ def _ttl(purpose: TokenPurpose) -> timedelta:
 
 
 def issue_link(user: User, purpose: TokenPurpose) -> str:
-    """A signed, expiring, single-use link. Only the token's digest is stored."""
+    """A signed, expiring, single-use link. Only the token's digest is stored; an earlier unused link
+    of the same kind dies, so only the newest invitation or reset link works."""
+    revoke_links(user, purpose)
     raw = secrets.token_urlsafe(32)
     db.session.add(
         AccountToken(
@@ -116,6 +118,15 @@ def issue_link(user: User, purpose: TokenPurpose) -> str:
     )
     signed = _serializer(purpose).dumps(raw)
     return external_url("auth.redeem", purpose=purpose.value, t=signed)
+
+
+def revoke_links(user: User, purpose: TokenPurpose | None = None) -> int:
+    """Unused links of the user (of one kind, or all) stop working: a newer link, a new password or a
+    deactivated account ends them. They are marked used, so a later reactivation does not revive them."""
+    query = AccountToken.__table__.update().where(AccountToken.user_id == user.id, AccountToken.used_at.is_(None))
+    if purpose is not None:
+        query = query.where(AccountToken.purpose == purpose)
+    return db.session.execute(query.values(used_at=now_utc())).rowcount
 
 
 def check_link(purpose: TokenPurpose, signed: str) -> AccountToken | None:
@@ -155,6 +166,7 @@ def set_password(user: User, new_password: str) -> None:
     user.failed_logins = 0
     user.locked_until = None
     end_all_sessions(user, "password_changed")
+    revoke_links(user)  # a reset or invitation link sent earlier must not set the password again
     password_changed.send(user)
     record(AuditAction.PASSWORD_CHANGED, actor=user, obj=user)
     if had_password:
@@ -176,12 +188,22 @@ def request_password_reset(email: str) -> None:
 
 def invite_user(
     inviter: User, *, email: str, full_name: str, role: Role, organization=None, npi: str | None = None
-) -> User:
+) -> User | None:
+    """Invite someone; None when the address already has an account the inviter may not see.
+
+    A practice admin sees every account, and a partner admin their colleagues: they are told the
+    address is taken. Anyone else is answered as if the invitation went out, so inviting cannot
+    tell a partner admin who has an account elsewhere; the practice's admins get a notice instead.
+    """
     email = normalise_email(email)
-    if find_user_by_email(email) is not None:
-        raise AccountError("An account with this e-mail address already exists.")
     if role.is_partner != (organization is not None):
         raise AccountError("Partner users belong to a partner organization; practice users do not.")
+    existing = find_user_by_email(email)
+    if existing is not None:
+        if Role(inviter.role) is Role.ADMIN or existing.organization_id == inviter.organization_id:
+            raise AccountError("An account with this e-mail address already exists.", field="email")
+        _notify_admins_of_conflict(inviter, existing)
+        return None
     user = User(
         email=email,
         full_name=full_name.strip(),
@@ -204,10 +226,24 @@ def invite_user(
     return user
 
 
+def _notify_admins_of_conflict(inviter: User, existing: User) -> None:
+    record(AuditAction.USER_INVITE_CONFLICT, actor=inviter, obj=existing)
+    admins = db.session.scalars(select(User).where(User.role == Role.ADMIN, User.is_enabled.is_(True)))
+    for admin in admins:
+        enqueue(
+            admin.email,
+            "invite_conflict",
+            inviter=inviter.full_name,
+            organization=inviter.organization.name if inviter.organization else current_app.config["PORTAL_NAME"],
+            link=external_url("admin.users"),
+        )
+
+
 def set_enabled(actor: User, user: User, enabled: bool) -> None:
     if user.id == actor.id:
         raise AccountError("You cannot deactivate your own account.")
     user.is_enabled = enabled
     if not enabled:
         end_all_sessions(user, "deactivated")
+        revoke_links(user)
     record(AuditAction.USER_REACTIVATED if enabled else AuditAction.USER_DEACTIVATED, actor=actor, obj=user)

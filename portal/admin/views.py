@@ -97,7 +97,7 @@ def users():
             form.organization.errors.append("Choose an organization from the list.")
         if not form.errors:
             try:
-                user = accounts.invite_user(
+                accounts.invite_user(
                     current_user,
                     email=form.email.data,
                     full_name=form.full_name.data,
@@ -108,7 +108,7 @@ def users():
             except UserError as exc:
                 form.email.errors.append(exc.message)
             else:
-                flash(f"Invitation sent to {user.email}.", "success")
+                flash(f"Invitation sent to {accounts.normalise_email(form.email.data)}.", "success")  # taken or not
                 return redirect(url_for("admin.users"))
     page = users_page(current_user, cursor=cursor_arg(), per_page=per_page_arg())
     return form_page("admin/users.html", form, page=page, mfa_ids=users_with_second_factor(page.items))

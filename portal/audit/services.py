@@ -36,6 +36,7 @@ class AuditAction(enum.StrEnum):
     SSO_CONFIGURED = "organization.sso_configured"
     SIGN_IN_POLICY_CHANGED = "organization.sign_in_policy_changed"
     USER_INVITED = "user.invited"
+    USER_INVITE_CONFLICT = "user.invite_conflict"
     USER_DEACTIVATED = "user.deactivated"
     USER_REACTIVATED = "user.reactivated"
     ORGANIZATION_CREATED = "organization.created"

@@ -2,8 +2,10 @@
 
 from functools import cached_property
 
-from flask import Flask, Request, g, request, session
+from flask import Flask, Request, current_app, g, request, session
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+
+from portal.core.errors import Forbidden
 
 CSP = "; ".join(
     [
@@ -21,8 +23,35 @@ CSP = "; ".join(
 )
 
 
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Called by other servers with bearer tokens or signed assertions, never by a browser with cookies.
+MACHINE_PREFIXES = ("/fhir", "/api/")
+
+
+def is_cross_site() -> bool:
+    """Whether a browser says this request comes from another site (Sec-Fetch-Site), or names
+    another origin (Origin). Requests that send neither (non-browser clients) are left to the CSRF
+    token. Same-site is refused too: a sibling subdomain is not the portal."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    allowed = {request.host_url.rstrip("/"), current_app.config["PORTAL_BASE_URL"].rstrip("/")}
+    return origin.rstrip("/") not in allowed
+
+
 def register_security_headers(app: Flask) -> None:
     hsts = app.config["PORTAL_ENV"] != "development"
+
+    @app.before_request
+    def refuse_cross_site_changes():
+        """Defence in depth beside the CSRF token: a state-changing request from another site is refused."""
+        if request.method in UNSAFE_METHODS and not request.path.startswith(MACHINE_PREFIXES) and is_cross_site():
+            raise Forbidden(
+                "This form was sent from another site, so nothing was changed. Open the portal directly and try again."
+            )
 
     @app.after_request
     def set_headers(response):

@@ -22,6 +22,9 @@ SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "image/png", "PNG"),
     (b"\xff\xd8\xff", "image/jpeg", "JPEG"),
 )
+# The extension a stored file is named with: that of its detected type, whatever the sender called it.
+EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+_SAME_TYPE = {".pdf": (".pdf",), ".png": (".png",), ".jpg": (".jpg", ".jpeg", ".jpe")}
 MB = 1024 * 1024
 DEFAULT_FILE_LIMIT = 10 * MB
 DEFAULT_REFERRAL_LIMIT = 25 * MB
@@ -56,6 +59,17 @@ def clean_filename(name: str | None) -> str:
     return name[:200] or "attachment"
 
 
+def named_for_type(name: str, content_type: str) -> str:
+    """The file name with the extension of its detected type: a PDF sent as "scan.html" is stored and
+    downloaded as "scan.pdf", so a saved copy never opens as a page. "MRI.jpeg" keeps its extension."""
+    extension = EXTENSIONS[content_type]
+    stem, dot, current = name.rpartition(".")
+    if dot and stem and f".{current.lower()}" in _SAME_TYPE[extension]:
+        return name
+    base = stem if dot and stem else name
+    return (base[: 200 - len(extension)] or "attachment") + extension
+
+
 def check_uploads(files: list[FileStorage], *, existing_bytes: int = 0, existing_count: int = 0) -> list[CheckedUpload]:
     """Check every file before anything is stored, so a bad one stores nothing."""
     per_file, per_referral, max_files = limits()
@@ -80,7 +94,7 @@ def check_uploads(files: list[FileStorage], *, existing_bytes: int = 0, existing
         total += size
         if total > per_referral:
             raise UploadError(f"Attachments to one referral may total at most {per_referral // MB} MB.")
-        checked.append(CheckedUpload(storage, name, kind, size))
+        checked.append(CheckedUpload(storage, named_for_type(name, kind), kind, size))
     return checked
 
 

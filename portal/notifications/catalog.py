@@ -78,6 +78,7 @@ _KINDS = [
     EmailKind("mfa_changed", None, ("when", "change")),
     EmailKind("new_sign_in", None, ("when", "ip")),
     EmailKind("password_changed", None, ("when",)),
+    EmailKind("invite_conflict", None, ("inviter", "organization", "link")),
     # Non-essential notices.
     EmailKind("referral_thanks", Category.REFERRAL_UPDATES, ("reference", "link", "clinician_name")),
     EmailKind("referral_welcome", Category.REFERRAL_UPDATES, ("reference", "link", "clinician_name")),

@@ -24,7 +24,7 @@ def users():
     if form.validate_on_submit():
         try:
             # The organization is always the partner admin's own: never taken from the form.
-            user = accounts.invite_user(
+            accounts.invite_user(
                 current_user,
                 email=form.email.data,
                 full_name=form.full_name.data,
@@ -35,7 +35,7 @@ def users():
         except UserError as exc:
             form.email.errors.append(exc.message)
         else:
-            flash(f"Invitation sent to {user.email}.", "success")
+            flash(f"Invitation sent to {accounts.normalise_email(form.email.data)}.", "success")  # taken or not
             return redirect(url_for("partners.users"))
     colleagues = db.session.scalars(visible_users(current_user)).all()
     return form_page("partners/users.html", form, users=colleagues)

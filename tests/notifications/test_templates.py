@@ -14,6 +14,7 @@ LINK = "http://127.0.0.1:5000/referrals/6f0c1a52-6c59-4a3e-9d8e-1c0f5a0b7e21"
 CONTEXTS = {
     "invite": {"link": LINK, "inviter": "Avery Admin", "organization": "Lakeside Orthopedics", "hours": 72},
     "password_reset": {"link": LINK, "minutes": 60},
+    "invite_conflict": {"inviter": "Pat Partner", "organization": "Lakeside Orthopedics", "link": LINK},
     "mfa_reset": {},
     "mfa_changed": {"when": "26 Nov 2026 09:14 UTC", "change": "enrolled"},
     "new_sign_in": {"when": "26 Nov 2026 09:14 UTC", "ip": "203.0.113.9"},
