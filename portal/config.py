@@ -54,6 +54,12 @@ DEFAULTS = {
     "OUTBOX_LEASE_SECONDS": 300,
     "OUTBOX_BATCH_SIZE": 20,
     "OUTBOX_POLL_SECONDS": 5,
+    # Audit trail (portal/audit/chain.py): the newest signed checkpoint may be at most this old
+    # (`flask audit verify`; 0 turns the check off); the sealer writes a heartbeat checkpoint after
+    # a third of it without events. AUDIT_CHECKPOINT_LOG: a file outside the database that every
+    # checkpoint is appended to (O_APPEND); empty: none.
+    "AUDIT_CHECKPOINT_MAX_AGE_MINUTES": 15,
+    "AUDIT_CHECKPOINT_LOG": "",
     "PHI_KEYRING_PATH": None,  # filled with instance/keyring.bin when unset
     "UPLOAD_DIR": None,  # filled with instance/uploads when unset
     "MAX_CONTENT_LENGTH": 30 * 1024 * 1024,

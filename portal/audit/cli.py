@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import click
+from flask import current_app
 
 from portal.audit import chain
 from portal.audit.services import AuditAction, record
@@ -24,7 +25,8 @@ def audit_group():
 @audit_group.command("seal")
 @click.option("--every", type=float, default=None, metavar="SECONDS", help="Keep sealing at this interval.")
 def seal_command(every: float | None):
-    """Chain the events written since the last seal and sign a checkpoint."""
+    """Chain the events written since the last seal and sign a checkpoint chained to the last one
+    (appended to AUDIT_CHECKPOINT_LOG after it commits, when set)."""
     if every is None:
         with writing():
             sealed = chain.seal()
@@ -48,14 +50,47 @@ def seal_command(every: float | None):
 
 @audit_group.command("verify")
 @click.option("--stale-minutes", default=10, show_default=True, help="Unsealed events older than this are reported.")
-def verify_command(stale_minutes: int):
-    """Walk the chain; exit 1 and name the first broken link if anything was tampered with."""
-    result = chain.verify(stale_after=timedelta(minutes=stale_minutes))
+@click.option(
+    "--max-age-minutes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The newest checkpoint may be at most this old [default: AUDIT_CHECKPOINT_MAX_AGE_MINUTES, 15]; "
+    "0 turns the check off (a restored backup, say).",
+)
+@click.option(
+    "--against",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Check the checkpoints against this checkpoint log [default: AUDIT_CHECKPOINT_LOG, when set].",
+)
+def verify_command(stale_minutes: int, max_age_minutes: int | None, against: str | None):
+    """Walk the chain and its signed checkpoints; exit 1 and name the first problem if anything was
+    tampered with (edited, removed, inserted, re-signed or cut off)."""
+    against = against or current_app.config.get("AUDIT_CHECKPOINT_LOG") or None
+    result = chain.verify(
+        stale_after=timedelta(minutes=stale_minutes),
+        max_age=None if max_age_minutes is None else timedelta(minutes=max_age_minutes),
+        against=against,
+    )
     db.session.rollback()  # end the long read before writing: its snapshot may be stale by now
     with writing():
-        record(AuditAction.AUDIT_VERIFIED, ok=result.ok, checked=result.checked)
+        record(
+            AuditAction.AUDIT_VERIFIED,
+            ok=result.ok,
+            checked=result.checked,
+            checkpoints=result.checkpoints,
+            against_log=against is not None,
+        )
         db.session.commit()
-    click.echo(f"Checked {result.checked} sealed events; {result.unsealed} not yet sealed.")
+    click.echo(
+        f"Checked {result.checked} sealed events and {result.checkpoints} checkpoints; "
+        f"{result.unsealed} events not yet sealed."
+    )
+    if result.logged is not None:
+        click.echo(f"Compared {result.logged} lines of the checkpoint log {against}.")
+    for warning in result.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
     for problem in result.problems:
         click.echo(f"TAMPERING: {problem}", err=True)
     if not result.ok:

@@ -3,8 +3,9 @@
 Tamper evidence: each event carries a SHA-256 ``content_hash`` of its own fields,
 computed when it is written (no lock, no coordination between workers). A sealer
 (``flask audit seal``) later gives committed events a sequence number and a
-``chain_hash`` = SHA-256(previous chain hash + content hash), and writes an
-HMAC-signed checkpoint. See docs/security.md, "Audit trail".
+``chain_hash`` = SHA-256(previous chain hash + content hash), and writes with each batch a
+checkpoint signed with a key from the PHI keyring and chained to the checkpoint before it
+(portal/audit/chain.py). See docs/security.md, "Audit trail".
 """
 
 import uuid
@@ -45,7 +46,10 @@ class AuditEvent(db.Model):
 
 
 class AuditCheckpoint(db.Model):
-    """A signed statement 'the chain up to seq N ends in hash H', written by each seal."""
+    """A signed statement 'the chain up to seq N ends in hash H, at created_at', written with each
+    sealed batch. ``key_fingerprint`` names the scheme and key (``v2:<PHI key id>:<tag>``, or 16
+    hex digits for the former SECRET_KEY scheme); the v2 signature also covers the previous
+    checkpoint's seq and signature (portal/audit/chain.py)."""
 
     __tablename__ = "audit_checkpoints"
 

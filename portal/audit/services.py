@@ -58,6 +58,7 @@ class AuditAction(enum.StrEnum):
     AUDIT_EXPORTED = "audit.exported"
     DISCLOSURES_EXPORTED = "audit.disclosures_exported"
     AUDIT_VERIFIED = "audit.verified"
+    AUDIT_SEALED = "audit.sealed"  # a heartbeat checkpoint on a quiet trail (audit/chain.py)
     KEY_ROTATION = "phi.key_rotation"
     NOTIFICATION_PREFERENCES_CHANGED = "notifications.preferences_changed"
     OUTBOX_RETRIED = "outbox.retried"

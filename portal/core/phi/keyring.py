@@ -171,6 +171,16 @@ class Keyring:
                     self._indexes[(table, index)] = indexer
         return indexer
 
+    def purpose_key(self, purpose: str, key_id: int | None = None) -> tuple[int, bytes] | None:
+        """A key for a use of the keyring outside field encryption (the audit trail's checkpoint
+        MAC): HKDF-SHA256 of a data root key, the active one unless ``key_id`` names another,
+        bound to ``purpose`` (info ``portal-phi:v1:`` ‖ lp("purpose") ‖ lp(purpose)). Returns
+        the root key's id with the derived key, or None when that key is unknown or retired."""
+        key = self.active(DATA) if key_id is None else self._by_id.get(key_id)
+        if key is None or key.purpose != DATA or key.material is None:
+            return None
+        return key.id, derive_key(key.material, "purpose", purpose)
+
     def file_key_root(self, key_id: int) -> bytes | None:
         """Per-purpose key for documents; each file then derives its own key from a random salt."""
         key = self._by_id.get(key_id)
