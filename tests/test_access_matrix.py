@@ -240,47 +240,23 @@ def world(db, org_a, org_b):
 
 
 def _consent(referral):
-    import io
-    import uuid
     from datetime import date
 
-    from portal.consent.models import Consent, Method
-    from portal.core.phi import documents
+    from portal.consent.models import Method
+    from tests.consent.helpers import add_consent
 
-    consent = Consent(
-        consent_key=uuid.uuid4(),
-        patient_id=referral.patient_id,
-        method=Method.SIGNED_FORM,
-        grantee_organization_id=referral.organization_id,
-        allows_progress_notes=True,
-        effective_on=date(2020, 1, 1),
-        recorded_by_id=referral.clinician_id,
-        document_id=uuid.uuid4(),
-    )
-    documents().save(consent.document_id, referral.patient.public_id, io.BytesIO(factories.PDF_BYTES))
-    db.session.add(consent)
-    db.session.flush()
-    return consent
+    return add_consent(referral, method=Method.SIGNED_FORM, start=date(2020, 1, 1), document=factories.PDF_BYTES)
 
 
 def _update(referral):
     from datetime import date
 
-    from portal.consent.models import Category
-    from portal.progress.models import ProgressUpdate, UpdateState
+    from portal.progress.models import UpdateState
+    from tests.consent.helpers import add_update
 
-    item = ProgressUpdate(
-        referral_id=referral.id,
-        patient_id=referral.patient_id,
-        author_id=referral.clinician_id,
-        visit_date=date(2026, 1, 5),
-        category=Category.PROGRESS_NOTES,
-        state=UpdateState.PENDING,
+    return add_update(
+        referral, referral.clinician, UpdateState.PENDING, body="Walking without a cane.", visit_date=date(2026, 1, 5)
     )
-    item.body = "Walking without a cane."
-    db.session.add(item)
-    db.session.flush()
-    return item
 
 
 def _outcomes(referral, staff):
@@ -288,19 +264,12 @@ def _outcomes(referral, staff):
     from datetime import date
 
     from portal.consent.models import Category
-    from portal.outcomes.models import Instrument, OutcomeScore, Phase
+    from portal.outcomes.models import Phase
     from portal.stories.models import Condition, Story, StoryState
     from tests.consent.helpers import add_consent
+    from tests.outcomes.helpers import add_score, instrument
 
-    instrument = db.session.scalar(db.select(Instrument).where(Instrument.code == "ODI"))
-    score = OutcomeScore(
-        referral_id=referral.id,
-        instrument_id=instrument.id,
-        phase=Phase.INTAKE,
-        measured_on=date(2026, 1, 5),
-        score=40,
-        recorded_by_id=staff.id,
-    )
+    score = add_score(referral, "ODI", Phase.INTAKE, 40, on=date(2026, 1, 5), recorder=staff)
     add_consent(referral, categories=(Category.STORY_PUBLICATION,))
     stories = []
     for state in (StoryState.DRAFT, StoryState.PUBLISHED):
@@ -316,7 +285,7 @@ def _outcomes(referral, staff):
     db.session.add_all([score, *stories])
     db.session.flush()
     return {
-        "instrument": instrument.public_id,
+        "instrument": instrument("ODI").public_id,
         "score_b": score.public_id,
         "story_b": stories[0].public_id,
         "published_story": stories[1].public_id,
