@@ -51,6 +51,25 @@ MATRIX = {
         "/auth/mfa/devices/00000000-0000-4000-8000-000000000000/revoke",
         {"anonymous": LOGIN, "*": 404},
     ),
+    # Passkeys (issue 17). The sign-in and set-up ceremonies answer JSON: 401 without a half-finished sign-in.
+    "mfa.passkey_options": ("POST", "/auth/mfa/passkey/options", {"*": 401}),
+    "mfa.passkey_verify": ("POST", "/auth/mfa/passkey/verify", {"*": 401}),
+    "mfa.passkey_setup_options": ("POST", "/auth/mfa/setup/passkey/options", {"*": 401}),
+    "mfa.passkey_setup": ("POST", "/auth/mfa/setup/passkey", {"*": 401}),
+    "mfa.passkey_register_options": ("POST", "/auth/mfa/passkeys/options", {"anonymous": LOGIN, "*": 400}),  # no JSON
+    "mfa.passkey_register": ("POST", "/auth/mfa/passkeys", {"anonymous": LOGIN, "*": 400}),
+    "mfa.passkey": ("GET", "/auth/mfa/passkeys/00000000-0000-4000-8000-000000000000", {"anonymous": LOGIN, "*": 404}),
+    "mfa.rename_passkey": (
+        "POST",
+        "/auth/mfa/passkeys/00000000-0000-4000-8000-000000000000/rename",
+        {"anonymous": LOGIN, "*": 404},
+    ),
+    "mfa.remove_passkey": (
+        "POST",
+        "/auth/mfa/passkeys/00000000-0000-4000-8000-000000000000/remove",
+        {"anonymous": LOGIN, "*": 404},
+    ),
+    "mfa.practice_policy": ("GET", "/admin/sign-in-policy", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "mfa.admin_reset": ("POST", "/admin/users/{user_b}/reset-mfa", {"anonymous": LOGIN, "admin": 302, "*": 403}),
     "mfa.organization_policy": (
         "POST",

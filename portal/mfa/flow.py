@@ -30,6 +30,8 @@ DEVICE_COOKIE = "portal_device"
 KNOWN_BROWSER_DAYS = 90
 # Endpoints a signed-in user who still owes an enrolment may reach.
 ENROLMENT_EXEMPT = frozenset({"mfa.enrol", "auth.logout", "static", "home.health"})
+# ... and one who owes a passkey: the account page adds one.
+PASSKEY_EXEMPT = ENROLMENT_EXEMPT | {"auth.account", "mfa.passkey_register_options", "mfa.passkey_register"}
 
 
 class Stage(enum.StrEnum):
@@ -37,34 +39,45 @@ class Stage(enum.StrEnum):
     ENROL = "enrol"
 
 
-def after_first_factor(user: User, method: str, *, next_path: str | None = None, idp_mfa: bool = False) -> Response:
-    """Sign in, or ask for (or set up) the second factor, as policy says."""
-    if idp_mfa:
-        return finish(user, f"{method}+idp_mfa", next_path)
+def after_first_factor(
+    user: User, method: str, *, next_path: str | None = None, idp_mfa: bool = False, carry: dict | None = None
+) -> Response:
+    """Sign in, or ask for (or set up) the second factor, as policy says. The identity provider's
+    own second factor stands in for ours only where the organization trusts it and no passkey is
+    required (policy.provider_mfa_accepted). ``carry`` (a few strings, e.g. the SSO sign-in behind
+    this session) is put into the new session once it starts."""
+    if idp_mfa and policy.provider_mfa_accepted(user):
+        return finish(user, f"{method}+idp_mfa", next_path, carry)
     if services.has_second_factor(user):
         if services.trusted_device(user, request.cookies.get(DEVICE_COOKIE)) is not None:
-            return finish(user, f"{method}+trusted_device", next_path)
-        _set_pending(user, method, Stage.VERIFY, next_path)
+            return finish(user, f"{method}+trusted_device", next_path, carry)
+        _set_pending(user, method, Stage.VERIFY, next_path, carry)
         record(AuditAction.MFA_CHALLENGED, actor=user, method=method)
         return redirect(url_for("mfa.verify"))
     if policy.mfa_required(user):
-        _set_pending(user, method, Stage.ENROL, next_path)
+        _set_pending(user, method, Stage.ENROL, next_path, carry)
         record(AuditAction.MFA_CHALLENGED, actor=user, method=method, enrolment=True)
         return redirect(url_for("mfa.setup"))
-    return finish(user, method, next_path)
+    return finish(user, method, next_path, carry)
 
 
-def finish(user: User, method: str, next_path: str | None) -> Response:
-    complete(user, method)
+def finish(user: User, method: str, next_path: str | None, carry: dict | None = None) -> Response:
+    complete(user, method, carry)
     return redirect(next_path or url_for("home.index"))
 
 
-def complete(user: User, method: str) -> UserSession:
-    """Both factors passed: the server-side session starts now, and not before."""
+def complete(user: User, method: str, carry: dict | None = None) -> UserSession:
+    """Both factors passed: the server-side session starts now, and not before. What the first
+    factor asked to carry (here, or in the pending note) survives the fresh session."""
+    note = session.get(PENDING_KEY)
+    if carry is None and isinstance(note, dict) and note.get("uid") == str(user.public_id):
+        carry = note.get("carry")
     _notify_if_new_browser(user)
     user.last_login_at = now_utc()
     user.mfa_failures = 0
     record_ = start_session(user, auth_method=method)
+    if isinstance(carry, dict):
+        session.update({k: v for k, v in carry.items() if isinstance(v, str)})
     record(AuditAction.LOGIN, actor=user, method=method)
     return record_
 
@@ -72,7 +85,7 @@ def complete(user: User, method: str) -> UserSession:
 # --- the pending note ---------------------------------------------------------------------
 
 
-def _set_pending(user: User, method: str, stage: Stage, next_path: str | None) -> None:
+def _set_pending(user: User, method: str, stage: Stage, next_path: str | None, carry: dict | None = None) -> None:
     session[PENDING_KEY] = {
         "uid": str(user.public_id),
         "method": method,
@@ -80,6 +93,7 @@ def _set_pending(user: User, method: str, stage: Stage, next_path: str | None) -
         "exp": int(time.time()) + PENDING_SECONDS,
         "stamp": _stamp(user),
         "next": next_path,
+        "carry": carry or {},
     }
 
 
@@ -144,13 +158,23 @@ def _notify_if_new_browser(user: User) -> None:
 
 def enforce_enrolment():
     """A user who must have a second factor reaches nothing but its set-up until it is done
-    (for instance after an admin starts requiring it for their organization)."""
+    (for instance after an admin starts requiring it for their organization); one who must use a
+    passkey and has none reaches nothing but the account page, where they add one."""
     if not current_user.is_authenticated or request.endpoint in ENROLMENT_EXEMPT:
         return None
     record_ = g.get("user_session")
-    if record_ is None or record_.has_second_factor:
-        return None  # this session passed a second factor
-    if policy.mfa_required(current_user) and not services.has_second_factor(current_user):
+    if record_ is None:
+        return None
+    if (
+        not record_.has_second_factor
+        and policy.mfa_required(current_user)
+        and not services.has_second_factor(current_user)
+    ):
         flash("Your account needs two-step verification. Please set it up to continue.", "info")
         return redirect(url_for("mfa.enrol"))
+    if request.endpoint in PASSKEY_EXEMPT or "passkey" in (record_.auth_method or "").split("+"):
+        return None  # this session signed in with a passkey: nothing to ask
+    if policy.owes_passkey(current_user):
+        flash("Your account now needs a passkey to sign in. Please add one below to continue.", "info")
+        return redirect(url_for("auth.account", _anchor="passkeys-h"))
     return None

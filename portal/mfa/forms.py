@@ -5,6 +5,7 @@ from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from portal.accounts.passwords import MAX_LENGTH
+from portal.mfa import policy
 
 
 def _code_field(label: str, description: str) -> StringField:
@@ -54,3 +55,35 @@ class PasswordConfirmForm(FlaskForm):
 class OrganizationPolicyForm(FlaskForm):
     is_mfa_required = BooleanField("Require two-step verification for this organization's users")
     is_device_trust_allowed = BooleanField("Let users remember a browser (skip the code there for up to 30 days)")
+    # Rendered by templates/mfa/_organization_passkey_policy.html, with the marker field that tells
+    # the policy view the box was on the page (an unticked box sends nothing).
+    is_passkey_required = BooleanField(
+        "Require a passkey to sign in",
+        description="Phishing-resistant: users sign in with a passkey (or a recovery code), not an app code, "
+        "and browsers are not remembered. Users without a passkey are asked to add one.",
+    )
+
+    def __init__(self, *args, obj=None, **kwargs):
+        super().__init__(*args, obj=obj, **kwargs)
+        if obj is not None and not self.is_submitted():
+            self.is_passkey_required.data = policy.scope_requires_passkey(obj.id)
+
+
+PASSKEY_POLICY_MARKER = "passkey_policy"
+
+
+class PracticePolicyForm(FlaskForm):
+    passkey_required = BooleanField(
+        "Require a passkey for staff and admins",
+        description="Staff and admins then sign in with a passkey (or a recovery code), not an app code, and "
+        "browsers are not remembered. Those without a passkey are asked to add one at their next page.",
+    )
+
+
+class PasskeyRenameForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Length(max=64)],
+        description="How you tell your passkeys apart, for example the device it is on.",
+        render_kw={"autocomplete": "off", "maxlength": 64},
+    )

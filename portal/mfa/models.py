@@ -1,4 +1,5 @@
-"""TOTP credentials (secret encrypted), hashed recovery codes and remembered browsers."""
+"""TOTP credentials (secret encrypted), passkeys (WebAuthn public keys), hashed recovery codes,
+remembered browsers, and where passkeys are required."""
 
 from datetime import datetime
 
@@ -63,3 +64,50 @@ class TrustedDevice(PkMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<TrustedDevice {self.public_id}>"
+
+
+class WebauthnCredential(PkMixin, db.Model):
+    """A passkey (WebAuthn public-key credential) registered by its user; several per user.
+
+    Nothing here is secret or PHI: the authenticator keeps the private key, the portal keeps the
+    public key (COSE) to check signatures. sign_count is the authenticator's counter as last
+    seen: an assertion must raise it (unless the authenticator keeps none, i.e. always 0), so a
+    cloned authenticator's counter going backwards is refused. last_used_at also makes a
+    sign-in challenge good for one use (portal/mfa/services.py, _claim_assertion).
+    """
+
+    __tablename__ = "webauthn_credentials"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # At most 1023 bytes (WebAuthn Level 3, credential ID); unique across the portal.
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Space-separated AuthenticatorTransport values ("internal hybrid"), hints for the browser.
+    transports: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def transport_list(self) -> list[str]:
+        return (self.transports or "").split()
+
+    def __repr__(self) -> str:
+        return f"<WebauthnCredential {self.public_id}>"
+
+
+class PasskeyRequirement(db.Model):
+    """Where signing in needs a passkey: one row per scope that requires it, none where it does not.
+
+    organization_id NULL is the practice (its staff and admins, who belong to no organization);
+    otherwise one partner organization's users. A row's presence is the whole policy, so turning
+    it on twice at once or off twice at once is harmless (off deletes every row of the scope).
+    """
+
+    __tablename__ = "passkey_requirements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

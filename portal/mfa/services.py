@@ -1,4 +1,5 @@
-"""Enrol, verify and reset the second factor; recovery codes; trusted browsers.
+"""Enrol, verify and reset the second factor (authenticator app, passkeys); recovery codes;
+trusted browsers; where passkeys are required.
 
 Services add and flush; the request commits. Every change is audited, ends the user's
 other sessions and is mailed to the user (security notices cannot be turned off).
@@ -12,6 +13,7 @@ from datetime import timedelta
 
 from flask import current_app, request
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from portal.accounts import queries as accounts
 from portal.accounts.models import User, token_digest
@@ -19,13 +21,15 @@ from portal.accounts.passwords import verify_password
 from portal.accounts.services import count_failure
 from portal.accounts.sessions import end_all_sessions
 from portal.audit.services import AuditAction, record, record_access
-from portal.core.errors import UserError
+from portal.core.errors import Conflict, UserError
 from portal.core.formatting import local_datetime
 from portal.core.time import now_utc
 from portal.core.unit_of_work import begin_writing
 from portal.extensions import db
-from portal.mfa import policy, totp
-from portal.mfa.models import RecoveryCode, TotpCredential, TrustedDevice
+from portal.mfa import passkeys, policy, totp
+from portal.mfa.models import PasskeyRequirement, RecoveryCode, TotpCredential, TrustedDevice, WebauthnCredential
+from portal.mfa.passkeys import Purpose
+from portal.mfa.queries import has_passkey, passkeys_of
 from portal.notifications.services import enqueue
 
 RECOVERY_CODE_COUNT = 10
@@ -39,6 +43,16 @@ class MfaError(UserError):
     """A user-facing refusal; the message is safe to show."""
 
 
+class MfaConflict(MfaError, Conflict):
+    """Already done (the passkey is registered already): 409."""
+
+
+class PasskeyRefused(MfaError):
+    """A passkey's answer did not pass the sign-in step; the failure is counted like a wrong code: 401."""
+
+    status = 401
+
+
 # --- reading ------------------------------------------------------------------------------
 
 
@@ -49,21 +63,20 @@ def confirmed_credential(user: User) -> TotpCredential | None:
 
 
 def has_second_factor(user: User) -> bool:
-    return confirmed_credential(user) is not None
+    """A confirmed authenticator app or at least one passkey."""
+    return confirmed_credential(user) is not None or has_passkey(user)
 
 
 def users_with_second_factor(users) -> set[int]:
-    """Ids of those of these users who have a confirmed authenticator (one query)."""
+    """Ids of those of these users who have a confirmed authenticator or a passkey (one query)."""
     ids = [u.id for u in users]
     if not ids:
         return set()
-    return set(
-        db.session.scalars(
-            select(TotpCredential.user_id).where(
-                TotpCredential.user_id.in_(ids), TotpCredential.confirmed_at.is_not(None)
-            )
-        )
+    with_app = select(TotpCredential.user_id).where(
+        TotpCredential.user_id.in_(ids), TotpCredential.confirmed_at.is_not(None)
     )
+    with_passkey = select(WebauthnCredential.user_id).where(WebauthnCredential.user_id.in_(ids))
+    return set(db.session.scalars(with_app.union(with_passkey)))
 
 
 def remaining_recovery_codes(user: User) -> int:
@@ -172,17 +185,46 @@ def admin_reset(actor: User, user: User) -> None:
     enqueue(user.email, "mfa_reset")
 
 
-def set_organization_policy(actor: User, org, *, mfa_required: bool, device_trust_allowed: bool) -> None:
-    """Members without a second factor are sent to set one up at their next request."""
+def set_organization_policy(
+    actor: User, org, *, mfa_required: bool, device_trust_allowed: bool, passkey_required: bool | None = None
+) -> None:
+    """Members without a second factor are sent to set one up at their next request (without a
+    passkey, when one is required, to add one). passkey_required None leaves that part as it is."""
     org.is_mfa_required = mfa_required
     org.is_device_trust_allowed = device_trust_allowed
-    record(
-        AuditAction.SIGN_IN_POLICY_CHANGED,
-        actor=actor,
-        obj=org,
-        mfa_required=mfa_required,
-        device_trust_allowed=device_trust_allowed,
+    detail = {"mfa_required": mfa_required, "device_trust_allowed": device_trust_allowed}
+    if passkey_required is not None:
+        _set_passkey_requirement(actor, org.id, passkey_required)
+        detail["passkey_required"] = passkey_required
+    record(AuditAction.SIGN_IN_POLICY_CHANGED, actor=actor, obj=org, **detail)
+
+
+def set_practice_passkey_policy(actor: User, *, required: bool) -> None:
+    """Require (or stop requiring) a passkey of the practice's staff and admins.
+
+    An admin who has no passkey cannot turn it on: they would be sent to add one at once, and
+    could not reach this setting again to undo it from a browser that cannot use passkeys."""
+    if required and not has_passkey(actor):
+        raise MfaError("Add a passkey to your own account first (your account page), then require them.")
+    changed = _set_passkey_requirement(actor, None, required)
+    if changed:
+        record(AuditAction.PRACTICE_SIGN_IN_POLICY_CHANGED, actor=actor, passkey_required=required)
+
+
+def _set_passkey_requirement(actor: User, organization_id: int | None, required: bool) -> bool:
+    """True when the policy changed. A row's presence is the requirement (portal/mfa/models.py)."""
+    scope = (
+        PasskeyRequirement.organization_id.is_(None)
+        if organization_id is None
+        else PasskeyRequirement.organization_id == organization_id
     )
+    if not required:
+        return db.session.execute(delete(PasskeyRequirement).where(scope)).rowcount > 0
+    if policy.scope_requires_passkey(organization_id):
+        return False
+    db.session.add(PasskeyRequirement(organization_id=organization_id, created_by_id=actor.id))
+    db.session.flush()
+    return True
 
 
 # --- verification at sign-in --------------------------------------------------------------
@@ -197,6 +239,8 @@ def verify_second_factor(user: User, raw_code: str) -> str | None:
     code = normalise(raw_code)
     kind, reason = "totp", "wrong_code"
     if code.isdigit() and len(code) == totp.DIGITS:
+        if must_use_passkey(user):
+            raise MfaError("Your account signs in with a passkey: use the passkey button, or a recovery code.")
         credential = confirmed_credential(user)
         step = totp.matching_step(credential.secret, code) if credential else None
         if step is not None and _claim_step(credential, step):
@@ -216,6 +260,210 @@ def verify_second_factor(user: User, raw_code: str) -> str | None:
 def _succeeded(user: User, kind: str) -> str:
     user.mfa_failures = 0
     return kind
+
+
+def second_step_choices(user: User) -> dict:
+    """What the second sign-in step offers: a passkey button, and whether app codes still count."""
+    passkeys = has_passkey(user)
+    has_app = confirmed_credential(user) is not None and not (passkeys and policy.passkey_required(user))
+    return {"has_passkeys": passkeys, "has_app": has_app}
+
+
+def must_use_passkey(user: User) -> bool:
+    """Passkeys are required of this user and they have one: authenticator codes no longer do
+    (recovery codes still do, for a lost passkey)."""
+    return policy.passkey_required(user) and has_passkey(user)
+
+
+# --- passkeys: sign-in ----------------------------------------------------------------------
+
+EXPIRED = "This passkey request expired or was already answered. Please try again."
+UNREADABLE = "The browser's answer could not be checked. Please try again."
+
+
+def passkey_sign_in_options(user: User) -> dict:
+    """Options for navigator.credentials.get(), offering the user's passkeys; the challenge waits
+    in the session (5 minutes, one answer)."""
+    credentials = passkeys_of(user)
+    if not credentials:
+        raise MfaError("No passkey is registered to this account. Enter a code instead.")
+    options, challenge = passkeys.authentication_options(credentials)
+    passkeys.remember_challenge(Purpose.SIGN_IN, user, challenge)
+    return options
+
+
+def verify_passkey(user: User, answer) -> WebauthnCredential:
+    """The second sign-in step by passkey: the credential is the user's, the signature verifies over
+    our challenge, origin and RP ID, and the counter moved forward. Returns the credential, its
+    counter and last use stored. A refusal (PasskeyRefused, 401) is counted and audited like a
+    wrong code, and MFA_MAX_FAILURES in a row lock the account; an expired or already answered
+    challenge, or an unreadable answer, is an MfaError (422), not counted."""
+    ceremony = passkeys.take_challenge(Purpose.SIGN_IN, user)
+    if ceremony is None:
+        raise MfaError(EXPIRED)
+    try:
+        credential_id = passkeys.credential_id_of(answer)
+    except passkeys.Unreadable:
+        raise MfaError(UNREADABLE) from None
+    credential = db.session.scalar(
+        select(WebauthnCredential).where(
+            WebauthnCredential.user_id == user.id, WebauthnCredential.credential_id == credential_id
+        )
+    )
+    if credential is None:
+        _count_failure(user, "passkey", "unknown_credential")
+        raise PasskeyRefused("That passkey is not registered to this account. Try another, or use a recovery code.")
+    try:
+        asserted = passkeys.check_assertion(answer, challenge=ceremony.challenge, public_key=credential.public_key)
+    except passkeys.Unreadable:
+        _count_failure(user, "passkey", "bad_signature", credential=credential.public_id)
+        raise PasskeyRefused("That passkey could not be verified. Try again, or use a recovery code.") from None
+    if asserted.user_handle is not None and asserted.user_handle != user.public_id.bytes:
+        # Signed by a passkey made for another account (WebAuthn 7.2, step 6): not this user's.
+        _count_failure(user, "passkey", "other_account", credential=credential.public_id)
+        raise PasskeyRefused("That passkey belongs to another account. Try another, or use a recovery code.")
+    reason = _claim_assertion(credential, asserted.sign_count, ceremony.issued_at)
+    if reason is not None:
+        _count_failure(user, "passkey", reason, credential=credential.public_id)
+        if reason == "counter_regressed":
+            raise PasskeyRefused(
+                "That passkey was refused: its use counter went backwards, which can mean it was copied. "
+                "Use another passkey or a recovery code, and tell the practice."
+            )
+        raise PasskeyRefused(EXPIRED)
+    user.mfa_failures = 0
+    return credential
+
+
+def _claim_assertion(credential: WebauthnCredential, sign_count: int, issued_at) -> str | None:
+    """Store the new counter and the time of use in one conditional UPDATE; None when it applied.
+
+    The counter must go up, unless the authenticator keeps none (0 before and after, as synced
+    passkeys do). The challenge must have been issued after the credential's last use, which makes
+    each challenge good once even if an old session cookie carrying it is replayed. Of two answers
+    racing, exactly one wins."""
+    if sign_count == 0:
+        counter_moves = WebauthnCredential.sign_count == 0
+    else:
+        counter_moves = WebauthnCredential.sign_count < sign_count
+    fresh = or_(WebauthnCredential.last_used_at.is_(None), WebauthnCredential.last_used_at < issued_at)
+    claimed = db.session.execute(
+        update(WebauthnCredential)
+        .where(WebauthnCredential.id == credential.id, counter_moves, fresh)
+        .values(sign_count=sign_count, last_used_at=now_utc())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.expire(credential, ["sign_count", "last_used_at"])
+    if claimed == 1:
+        return None
+    if credential.last_used_at is not None and credential.last_used_at >= issued_at:
+        return "replayed"
+    return "counter_regressed"
+
+
+# --- passkeys: adding, naming, removing -----------------------------------------------------
+
+PASSKEY_NAME_MAX = 64
+
+
+def clean_passkey_name(raw: str | None) -> str:
+    name = " ".join((raw or "").split())
+    if not name:
+        raise MfaError("Give the passkey a name, such as the device it is on.", field="name")
+    if len(name) > PASSKEY_NAME_MAX or not name.isprintable():
+        raise MfaError(f"Use up to {PASSKEY_NAME_MAX} ordinary characters for the name.", field="name")
+    return name
+
+
+def passkey_registration_options(user: User, *, name: str, password: str | None, purpose: Purpose) -> dict:
+    """Options for navigator.credentials.create(); the name and the challenge wait in the session.
+
+    From the account page (Purpose.REGISTER) the current password is asked first, as for every
+    change of the second factor; during a required set-up (Purpose.ENROL) the password step has
+    just passed."""
+    clean = clean_passkey_name(name)
+    if purpose is Purpose.REGISTER:
+        _require_password(user, password or "")
+    options, challenge = passkeys.registration_options(
+        user_handle=user.public_id.bytes,
+        user_name=user.email,
+        display_name=user.full_name,
+        existing=passkeys_of(user),
+    )
+    passkeys.remember_challenge(purpose, user, challenge, name=clean)
+    return options
+
+
+def add_passkey(user: User, answer, *, purpose: Purpose) -> tuple[WebauthnCredential, list[str] | None]:
+    """Store the passkey the browser just created. Returns it, and the ten new recovery codes when
+    it is the user's first second factor (shown once), else None (their codes stay valid).
+
+    Like every change of the second factor it ends the user's sessions and remembered browsers
+    (the caller starts a fresh session for this browser), is audited and mailed."""
+    ceremony = passkeys.take_challenge(purpose, user)
+    if ceremony is None:
+        raise MfaError(EXPIRED)
+    try:
+        registered = passkeys.check_registration(answer, challenge=ceremony.challenge)
+    except passkeys.Unreadable:
+        raise MfaError("The new passkey could not be checked. Please try again.") from None
+    first = not has_second_factor(user)
+    credential = WebauthnCredential(
+        user_id=user.id,
+        credential_id=registered.credential_id,
+        public_key=registered.public_key,
+        sign_count=registered.sign_count,
+        transports=registered.transports,
+        name=clean_passkey_name(ceremony.extra.get("name")),
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(credential)
+            db.session.flush()
+    except IntegrityError:
+        raise MfaConflict("That passkey is registered already.") from None
+    codes = _replace_recovery_codes(user) if first else None
+    user.mfa_failures = 0
+    _after_change(user, "passkey_added")
+    record(AuditAction.PASSKEY_ADDED, actor=user, obj=credential, first_factor=first)
+    _notify(user, "passkey_added")
+    return credential, codes
+
+
+def rename_passkey(user: User, credential: WebauthnCredential, name: str) -> None:
+    """A new label only: no sign-in changes, so no password, no notice, sessions stay."""
+    credential.name = clean_passkey_name(name)
+    record(AuditAction.PASSKEY_RENAMED, actor=user, obj=credential)
+
+
+def remove_passkey(user: User, credential: WebauthnCredential, password: str) -> bool:
+    """Remove one passkey, with the current password. Removing the user's last second factor is
+    turning two-step verification off, with the same rules (refused where it is required; the
+    recovery codes go too); removing the last passkey where passkeys are required is refused.
+
+    True when two-step verification is now off."""
+    _require_password(user, password)
+    others = db.session.scalar(
+        select(func.count())
+        .select_from(WebauthnCredential)
+        .where(WebauthnCredential.user_id == user.id, WebauthnCredential.id != credential.id)
+    )
+    last_factor = others == 0 and confirmed_credential(user) is None
+    if others == 0 and policy.passkey_required(user):
+        raise MfaError("Your account must have a passkey: add another one before you remove this one.")
+    if last_factor and policy.mfa_required(user):
+        raise MfaError(
+            "Two-step verification is required for your account: add another passkey or an authenticator app "
+            "before you remove this one."
+        )
+    record(AuditAction.PASSKEY_REMOVED, actor=user, obj=credential, last_factor=last_factor)
+    if last_factor:
+        record(AuditAction.MFA_DISABLED, actor=user, obj=user)
+        db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    db.session.delete(credential)
+    _after_change(user, "mfa_disabled" if last_factor else "passkey_removed")
+    _notify(user, "turned_off" if last_factor else "passkey_removed")
+    return last_factor
 
 
 def _claim_step(credential: TotpCredential, step: int) -> bool:
@@ -245,10 +493,10 @@ def _claim_recovery_code(user: User, code: str) -> bool:
     return claimed == 1
 
 
-def _count_failure(user: User, kind: str, reason: str) -> None:
+def _count_failure(user: User, kind: str, reason: str, **detail) -> None:
     """Kept although the request answers 401 (side writes): the failure, its count, a lockout."""
     cfg = current_app.config
-    record_access(AuditAction.MFA_FAILED, actor=user, kind=kind, reason=reason)
+    record_access(AuditAction.MFA_FAILED, actor=user, kind=kind, reason=reason, **detail)
     count_failure(
         user, User.mfa_failures, cfg["MFA_MAX_FAILURES"], cfg["LOGIN_LOCKOUT_MINUTES"], reason="second_factor"
     )
@@ -343,6 +591,7 @@ def _replace_recovery_codes(user: User) -> list[str]:
 
 def _remove_second_factor(user: User) -> None:
     db.session.execute(delete(TotpCredential).where(TotpCredential.user_id == user.id))
+    db.session.execute(delete(WebauthnCredential).where(WebauthnCredential.user_id == user.id))
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
 
@@ -355,7 +604,7 @@ def _after_change(user: User, reason: str) -> None:
 
 def _require_password(user: User, password: str) -> None:
     if not verify_password(user.password_hash, password or ""):
-        raise MfaError("That is not your current password.")
+        raise MfaError("That is not your current password.", field="password")
 
 
 def _notify(user: User, change: str) -> None:
@@ -363,9 +612,14 @@ def _notify(user: User, change: str) -> None:
 
 
 def account_security(user: User) -> dict:
-    """What the account page shows about sign-in: second factor, browsers, sessions."""
+    """What the account page shows about sign-in: second factor, passkeys, browsers, sessions."""
+    keys = passkeys_of(user)
+    has_app = confirmed_credential(user) is not None
     return {
-        "has_mfa": has_second_factor(user),
+        "has_mfa": has_app or bool(keys),
+        "has_app": has_app,
+        "passkeys": keys,
+        "passkey_required": policy.passkey_required(user),
         "mfa_required": policy.mfa_required(user),
         "recovery_codes_left": remaining_recovery_codes(user),
         "devices": active_devices(user),

@@ -1,8 +1,14 @@
-"""The second sign-in step, setting up and changing the second factor, and admin controls."""
+"""The second sign-in step, setting up and changing the second factor (authenticator app,
+passkeys), and admin controls.
+
+The passkey ceremonies are JSON POSTs made by static/js/passkeys.js (CSRF token in the
+X-CSRFToken header): options first, then the browser's answer. Their refusals answer JSON
+``{"error": message}`` with a 4xx status, never a page, so the script can show them.
+"""
 
 import uuid
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -11,16 +17,20 @@ from portal.accounts.sessions import start_session
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, public, requires
 from portal.extensions import db, limiter
-from portal.mfa import flow, policy, services, totp
+from portal.mfa import flow, policy, queries, services, totp
 from portal.mfa.flow import Stage
 from portal.mfa.forms import (
+    PASSKEY_POLICY_MARKER,
     ConfirmedEnrolForm,
     EnrolForm,
     OrganizationPolicyForm,
+    PasskeyRenameForm,
     PasswordConfirmForm,
+    PracticePolicyForm,
     VerifyForm,
 )
-from portal.mfa.models import TrustedDevice
+from portal.mfa.models import TrustedDevice, WebauthnCredential
+from portal.mfa.passkeys import Purpose
 from portal.mfa.qr import svg_data_uri
 from portal.partners.models import Organization
 
@@ -30,6 +40,9 @@ bp.before_app_request(flow.enforce_enrolment)
 WRONG_CODE = "That code is not right, or it was already used. Wait for the next code and try again."
 SIGN_IN_AGAIN = "Please sign in again."
 PASSWORD_NEEDED = "Enter your current password to do that."
+LOCKED = "Too many wrong codes: the account is locked for a while. Try again later."
+LOCKED_PASSKEY = "Too many failed attempts: the account is locked for a while. Try again later."
+UNREADABLE_REQUEST = "The request could not be read. Please reload the page and try again."
 
 
 def _login_limit() -> str:
@@ -59,15 +72,20 @@ def verify():
     user, note = found
     form = VerifyForm()
     days = policy.remember_days(user)
+    context = _verify_context(user, form, days)
     if form.validate_on_submit():
-        kind = services.verify_second_factor(user, form.code.data)
+        try:
+            kind = services.verify_second_factor(user, form.code.data)
+        except services.MfaError as exc:
+            form.code.errors.append(exc.message)
+            return render_template("mfa/verify.html", **context), exc.status
         if kind is None and user.is_locked:
             flow.clear_pending()
-            flash("Too many wrong codes: the account is locked for a while. Try again later.", "error")
+            flash(LOCKED, "error")
             return redirect(url_for("auth.login"))
         if kind is None:
             form.code.errors.append(WRONG_CODE)
-            return render_template("mfa/verify.html", form=form, days=days), 401
+            return render_template("mfa/verify.html", **context), 401
         flow.complete(user, f"{note['method']}+{kind}")
         target = note.get("next") or url_for("home.index")
         if kind == "recovery_code":
@@ -83,7 +101,57 @@ def verify():
         if trusted:
             flow.set_device_cookie(response, *trusted)
         return response
-    return form_page("mfa/verify.html", form, days=days)
+    return form_page("mfa/verify.html", form, **{k: v for k, v in context.items() if k != "form"})
+
+
+def _verify_context(user, form, days) -> dict:
+    choices = services.second_step_choices(user)
+    if choices["has_passkeys"] and not choices["has_app"]:
+        form.code.label.text = "Recovery code"
+        form.code.description = "Lost your passkey? Enter one of your recovery codes instead."
+    return {"form": form, "days": days, **choices}
+
+
+@bp.post("/auth/mfa/passkey/options")
+@public
+@limiter.limit(_login_limit)
+def passkey_options():
+    """Second step by passkey, 1 of 2: the challenge and the user's passkeys for the browser."""
+    found = flow.pending(Stage.VERIFY)
+    if found is None:
+        return _sign_in_again()
+    try:
+        return jsonify(publicKey=services.passkey_sign_in_options(found[0]))
+    except services.MfaError as exc:
+        return _json_error(exc)
+
+
+@bp.post("/auth/mfa/passkey/verify")
+@public
+@limiter.limit(_login_limit)
+def passkey_verify():
+    """Second step by passkey, 2 of 2: the browser's signed answer; the session starts here."""
+    found = flow.pending(Stage.VERIFY)
+    if found is None:
+        return _sign_in_again()
+    user, note = found
+    body = _json_body()
+    if body is None:
+        return _unreadable_request()
+    try:
+        services.verify_passkey(user, body.get("credential"))
+    except services.MfaError as exc:
+        if user.is_locked:
+            flow.clear_pending()
+            flash(LOCKED_PASSKEY, "error")
+            return _json_error(exc, message=LOCKED_PASSKEY, redirect_to=url_for("auth.login"))
+        return _json_error(exc)
+    flow.complete(user, f"{note['method']}+passkey")
+    response = jsonify(redirect=note.get("next") or url_for("home.index"))
+    trusted = services.trust_device(user) if body.get("remember") is True else None
+    if trusted:
+        flow.set_device_cookie(response, *trusted)
+    return response
 
 
 @bp.route("/auth/mfa/setup", methods=["GET", "POST"])
@@ -108,7 +176,53 @@ def setup():
             return render_template(
                 "mfa/recovery_codes.html", codes=codes, next_url=note.get("next") or url_for("home.index")
             )
-    return form_page("mfa/setup.html", form, **_enrolment_context(user, credential), signed_in=False)
+    return form_page(
+        "mfa/setup.html",
+        form,
+        **_enrolment_context(user, credential),
+        signed_in=False,
+        passkey_required=policy.passkey_required(user),
+    )
+
+
+@bp.post("/auth/mfa/setup/passkey/options")
+@public
+@limiter.limit(_login_limit)
+def passkey_setup_options():
+    """Required set-up with a passkey instead of an app, 1 of 2 (between the password and the session)."""
+    found = flow.pending(Stage.ENROL)
+    if found is None:
+        return _sign_in_again()
+    body = _json_body()
+    if body is None:
+        return _unreadable_request()
+    try:
+        options = services.passkey_registration_options(
+            found[0], name=_text(body, "name"), password=None, purpose=Purpose.ENROL
+        )
+    except services.MfaError as exc:
+        return _json_error(exc)
+    return jsonify(publicKey=options)
+
+
+@bp.post("/auth/mfa/setup/passkey")
+@public
+@limiter.limit(_login_limit)
+def passkey_setup():
+    """Required set-up with a passkey, 2 of 2: store it, start the session, show the recovery codes."""
+    found = flow.pending(Stage.ENROL)
+    if found is None:
+        return _sign_in_again()
+    user, note = found
+    body = _json_body()
+    if body is None:
+        return _unreadable_request()
+    try:
+        _credential, codes = services.add_passkey(user, body.get("credential"), purpose=Purpose.ENROL)
+    except services.MfaError as exc:
+        return _json_error(exc)
+    flow.complete(user, f"{note['method']}+passkey")
+    return jsonify(recovery_codes=codes, redirect=note.get("next") or url_for("home.index"))
 
 
 # --- signed in: the user's own second factor ------------------------------------------------
@@ -176,6 +290,105 @@ def disable():
     return redirect(url_for("auth.account"))
 
 
+# --- signed in: passkeys ------------------------------------------------------------------
+
+
+@bp.post("/auth/mfa/passkeys/options")
+@requires(Permission.ACCOUNT_MANAGE)
+@limiter.limit(_login_limit)
+def passkey_register_options():
+    """Add a passkey from the account page, 1 of 2: its name and the current password."""
+    body = _json_body()
+    if body is None:
+        return _unreadable_request()
+    try:
+        options = services.passkey_registration_options(
+            current_user._get_current_object(),
+            name=_text(body, "name"),
+            password=_text(body, "password"),
+            purpose=Purpose.REGISTER,
+        )
+    except services.MfaError as exc:
+        return _json_error(exc)
+    return jsonify(publicKey=options)
+
+
+@bp.post("/auth/mfa/passkeys")
+@requires(Permission.ACCOUNT_MANAGE)
+@limiter.limit(_login_limit)
+def passkey_register():
+    """Add a passkey, 2 of 2: other sessions end (this browser gets a fresh one)."""
+    user = current_user._get_current_object()
+    body = _json_body()
+    if body is None:
+        return _unreadable_request()
+    try:
+        _credential, codes = services.add_passkey(user, body.get("credential"), purpose=Purpose.REGISTER)
+    except services.MfaError as exc:
+        return _json_error(exc)
+    start_session(user, auth_method=g.user_session.auth_method)
+    if not codes:
+        flash("Your passkey was added. Other browsers signed in to your account were signed out.", "success")
+    # No #fragment: the script is on that very page, and a fragment alone would not reload it.
+    return jsonify(recovery_codes=codes, redirect=url_for("auth.account"))
+
+
+@bp.get("/auth/mfa/passkeys/<uuid:passkey_id>")
+@requires(Permission.ACCOUNT_MANAGE)
+def passkey(passkey_id: uuid.UUID):
+    credential = _own_passkey_or_404(passkey_id)
+    form = PasskeyRenameForm(data={"name": credential.name})
+    return _passkey_page(credential, form, PasswordConfirmForm(prefix="remove"))
+
+
+@bp.post("/auth/mfa/passkeys/<uuid:passkey_id>/rename")
+@requires(Permission.ACCOUNT_MANAGE)
+def rename_passkey(passkey_id: uuid.UUID):
+    credential = _own_passkey_or_404(passkey_id)
+    form = PasskeyRenameForm()
+    if form.validate_on_submit():
+        try:
+            services.rename_passkey(current_user, credential, form.name.data)
+        except services.MfaError as exc:
+            form.name.errors.append(exc.message)
+        else:
+            flash("The passkey was renamed.", "success")
+            return redirect(url_for("auth.account", _anchor="passkeys-h"))
+    return _passkey_page(credential, form, PasswordConfirmForm(prefix="remove"), status=422)
+
+
+@bp.post("/auth/mfa/passkeys/<uuid:passkey_id>/remove")
+@requires(Permission.ACCOUNT_MANAGE)
+@limiter.limit(_login_limit)
+def remove_passkey(passkey_id: uuid.UUID):
+    user = current_user._get_current_object()
+    credential = _own_passkey_or_404(passkey_id)
+    form = PasswordConfirmForm(prefix="remove")
+    if form.validate_on_submit():
+        try:
+            turned_off = services.remove_passkey(user, credential, form.password.data)
+        except services.MfaError as exc:
+            form.password.errors.append(exc.message)
+        else:
+            start_session(user, auth_method=_first_factor() if turned_off else g.user_session.auth_method)
+            flash(
+                "Two-step verification is off. Other sessions were signed out."
+                if turned_off
+                else "The passkey was removed. Other sessions were signed out.",
+                "success",
+            )
+            return redirect(url_for("auth.account", _anchor="passkeys-h"))
+    return _passkey_page(credential, PasskeyRenameForm(data={"name": credential.name}), form, status=422)
+
+
+def _own_passkey_or_404(passkey_id: uuid.UUID) -> WebauthnCredential:
+    return queries.own_passkey_or_404(current_user, passkey_id)
+
+
+def _passkey_page(credential, rename_form, remove_form, status: int = 200):
+    return render_template("mfa/passkey.html", passkey=credential, form=rename_form, remove_form=remove_form), status
+
+
 @bp.post("/auth/mfa/devices/<uuid:device_id>/revoke")
 @requires(Permission.ACCOUNT_MANAGE)
 def revoke_device(device_id: uuid.UUID):
@@ -212,14 +425,35 @@ def organization_policy(org_id: uuid.UUID):
     org = db.first_or_404(select(Organization).where(Organization.public_id == org_id))
     form = OrganizationPolicyForm()
     if form.validate_on_submit():
+        # The passkey box changes the policy only where the page showed it (an unticked box sends nothing).
+        shown = PASSKEY_POLICY_MARKER in request.form
         services.set_organization_policy(
             current_user,
             org,
             mfa_required=form.is_mfa_required.data,
             device_trust_allowed=form.is_device_trust_allowed.data,
+            passkey_required=form.is_passkey_required.data if shown else None,
         )
         flash(f"Sign-in policy of {org.name} saved.", "success")
     return redirect(url_for("admin.organization", org_id=org.public_id))
+
+
+@bp.route("/admin/sign-in-policy", methods=["GET", "POST"])
+@requires(Permission.ORGANIZATIONS_MANAGE)
+def practice_policy():
+    """The practice's own sign-in policy: passkeys for staff and admins; which organizations require them."""
+    form = PracticePolicyForm()
+    if form.validate_on_submit():
+        try:
+            services.set_practice_passkey_policy(current_user, required=form.passkey_required.data)
+        except services.MfaError as exc:
+            form.passkey_required.errors.append(exc.message)
+        else:
+            flash("The practice's sign-in policy was saved.", "success")
+            return redirect(url_for("mfa.practice_policy"))
+    elif not form.is_submitted():
+        form.passkey_required.data = policy.scope_requires_passkey(None)
+    return form_page("mfa/practice_policy.html", form, **queries.passkey_policy_overview())
 
 
 METHOD_LABELS = {
@@ -229,6 +463,7 @@ METHOD_LABELS = {
     "recovery_code": "recovery code",
     "trusted_device": "remembered browser",
     "idp_mfa": "organization's two-step",
+    "passkey": "passkey",
 }
 
 
@@ -240,6 +475,38 @@ def sign_in_method(method: str | None) -> str:
 
 def _first_factor() -> str:
     return (g.user_session.auth_method or "password").split("+", 1)[0]
+
+
+# --- JSON answers of the passkey ceremonies -------------------------------------------------
+
+
+def _json_body() -> dict | None:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def _text(body: dict, key: str) -> str:
+    value = body.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _json_error(exc: services.MfaError, *, message: str | None = None, redirect_to: str | None = None):
+    payload = {"error": message or exc.message}
+    if exc.field:
+        payload["field"] = exc.field
+    if redirect_to:
+        payload["redirect"] = redirect_to
+    return jsonify(payload), exc.status
+
+
+def _unreadable_request():
+    return jsonify(error=UNREADABLE_REQUEST), 400
+
+
+def _sign_in_again():
+    """The half-finished sign-in expired (or never was): back to the password."""
+    flash(SIGN_IN_AGAIN, "info")
+    return jsonify(error=SIGN_IN_AGAIN, redirect=url_for("auth.login")), 401
 
 
 def _enrolment_context(user, credential) -> dict:
