@@ -113,12 +113,14 @@ def register_templates(app: Flask) -> None:
 
 def register_signals(app: Flask) -> None:
     """Who listens to what: one feature (or core) sends, another reacts, neither imports the other."""
+    from portal.api.subscriptions import queue_status_notifications
     from portal.audit.services import record_denied
-    from portal.core.signals import access_denied, password_changed
+    from portal.core.signals import access_denied, password_changed, referral_status_changed
     from portal.mfa.services import forget_devices_on_password_change
 
     access_denied.connect(record_denied)
     password_changed.connect(forget_devices_on_password_change)
+    referral_status_changed.connect(queue_status_notifications)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -39,6 +39,15 @@ DEFAULTS = {
     "API_TOKEN_SECONDS": 300,
     "API_ASSERTION_MAX_SECONDS": 300,
     "API_HTTP_TIMEOUT": 10,
+    # FHIR subscription delivery (portal/api/delivery.py, `flask fhir deliver`): tries per notification,
+    # exponential back-off with jitter (first delay, ceiling), how long a claimed notification stays
+    # leased to one worker, how many a worker claims at once, and how often an idle worker looks.
+    "FHIR_DELIVERY_MAX_ATTEMPTS": 8,
+    "FHIR_DELIVERY_BACKOFF_SECONDS": 30,
+    "FHIR_DELIVERY_BACKOFF_MAX_SECONDS": 6 * 3600,
+    "FHIR_DELIVERY_LEASE_SECONDS": 120,
+    "FHIR_DELIVERY_BATCH_SIZE": 20,
+    "FHIR_DELIVERY_POLL_SECONDS": 2,
     "MAIL_FROM": "portal@riverbend-pt.example",
     # Outbox delivery (portal/notifications). No SMTP_HOST: messages go to OUTBOX_SINK_DIR.
     "SMTP_HOST": "",

@@ -16,6 +16,9 @@ worker=$!
 # The audit sealer extends the tamper-evident hash chain once a minute.
 $flask audit seal --every 60 > /dev/null &
 sealer=$!
-trap 'kill "$worker" "$sealer" 2>/dev/null || true; wait "$worker" "$sealer" 2>/dev/null || true' EXIT
+# The FHIR delivery worker posts subscription notifications to partner EHRs.
+$flask fhir deliver > /dev/null &
+fhir=$!
+trap 'kill "$worker" "$sealer" "$fhir" 2>/dev/null || true; wait "$worker" "$sealer" "$fhir" 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM
 .venv/bin/gunicorn --config gunicorn.conf.py wsgi:app

@@ -223,6 +223,18 @@ MATRIX = {
     "fhir.search_observations": ("GET", "/fhir/Observation", BEARER),
     "fhir.search_document_references": ("GET", "/fhir/DocumentReference", BEARER),
     "fhir.search_consents": ("GET", "/fhir/Consent", BEARER),
+    # FHIR API (issue 16): patients and the parties of a referral, subscriptions. Organization B's ids for
+    # organization A's client are 404s: tests/api/test_access.py.
+    "fhir.read_patient": ("GET", "/fhir/Patient/{patient_b}", BEARER),
+    "fhir.search_patients": ("GET", "/fhir/Patient", BEARER),
+    "fhir.read_organization": ("GET", "/fhir/Organization/{org_b}", BEARER),
+    "fhir.read_practitioner": ("GET", "/fhir/Practitioner/{user_b}", BEARER),
+    "fhir.read_practitioner_role": ("GET", "/fhir/PractitionerRole/{user_b}", BEARER),
+    "fhir.create_subscription": ("POST", "/fhir/Subscription", BEARER),
+    "fhir.search_subscriptions": ("GET", "/fhir/Subscription", BEARER),
+    "fhir.read_subscription": ("GET", "/fhir/Subscription/00000000-0000-4000-8000-000000000000", BEARER),
+    "fhir.delete_subscription": ("DELETE", "/fhir/Subscription/00000000-0000-4000-8000-000000000000", BEARER),
+    "fhir.subscription_status": ("GET", "/fhir/Subscription/00000000-0000-4000-8000-000000000000/$status", BEARER),
 }
 
 

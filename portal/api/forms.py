@@ -8,7 +8,9 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.api.smart import SCOPES
+from portal.core.forms import one_line
 from portal.core.validators import strip_filter
+from portal.referrals.forms import ReferralForm, validate_phone
 
 
 class CheckboxesField(SelectMultipleField):
@@ -65,3 +67,10 @@ class NewApiClientForm(ApiClientForm):
 
 class EditApiClientForm(ApiClientForm):
     is_enabled = BooleanField("Enabled", description="A disabled client gets no tokens, and its tokens stop working.")
+
+
+class ApiReferralForm(ReferralForm):
+    """The web form's rules for a referral that arrives as FHIR, less what FHIR and a referral do not need:
+    an EHR may have no phone number for the patient (the web form, for people, still asks for one)."""
+
+    phone = StringField("Phone", validators=[Optional(), Length(max=32), validate_phone], filters=[one_line])

@@ -7,8 +7,10 @@ only their SHA-256 is stored, so disabling a client ends its tokens at once (see
 """
 
 import hashlib
+import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
@@ -22,7 +24,7 @@ from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -39,15 +41,52 @@ from portal.extensions import db
 
 ALGORITHMS = ["RS384", "ES384"]
 
-# SMART v1 system scopes this server grants; an admin picks a subset for each client.
+# What an admin grants a client, as SMART v1 system scopes (App Launch 1.0); a client may ask for these or for their
+# SMART v2 equivalents (App Launch 2.0: .read is .rs, .write is .cud), or any narrower v2 form (system/Task.r).
 SCOPES = {
     "system/ServiceRequest.write": "Submit referrals (transaction Bundle)",
     "system/ServiceRequest.read": "Read the organization's referrals (ServiceRequest)",
     "system/Task.read": "Follow the organization's referrals (Task: read, search by _lastUpdated)",
+    "system/Patient.read": "Read the patients the organization referred, with the identifiers its EHR sent (Patient)",
+    "system/Organization.read": "Read the organization and the practice (Organization)",
+    "system/Practitioner.read": "Read the organization's referring clinicians (Practitioner)",
+    "system/PractitionerRole.read": "Read the organization's referring clinicians' roles (PractitionerRole)",
     "system/Observation.read": "Read consented outcome scores (Observation)",
     "system/DocumentReference.read": "Read consented, released progress updates (DocumentReference)",
     "system/Consent.read": "Read the consents in effect for the organization (Consent)",
+    "system/Subscription.read": "Read the client's subscriptions and their $status (Subscription)",
+    "system/Subscription.write": "Subscribe to Task status changes, and unsubscribe (Subscription)",
 }
+V1_LETTERS = {"read": "rs", "write": "cud"}
+_SCOPE = re.compile(r"^system/(?P<resource>[A-Z][A-Za-z]{1,63})\.(?P<permission>read|write|c?r?u?d?s?)$", re.ASCII)
+
+
+def scope_letters(scope: str) -> tuple[str, frozenset[str]] | None:
+    """(resource, the v2 letters the scope grants) for a system scope of either version, or None."""
+    match = _SCOPE.match(scope)
+    if match is None or not match["permission"]:
+        return None
+    permission = match["permission"]
+    return match["resource"], frozenset(V1_LETTERS.get(permission, permission))
+
+
+def granted_letters(scopes: Iterable[str]) -> dict[str, frozenset[str]]:
+    """resource -> the v2 letters these scopes grant together."""
+    granted: dict[str, frozenset[str]] = {}
+    for scope in scopes:
+        parsed = scope_letters(scope)
+        if parsed:
+            granted[parsed[0]] = granted.get(parsed[0], frozenset()) | parsed[1]
+    return granted
+
+
+def supported_scopes() -> list[str]:
+    """scopes_supported: every grantable v1 scope and its v2 equivalent."""
+    names = set(SCOPES)
+    for scope in SCOPES:
+        resource, _, permission = scope.partition("/")[2].partition(".")
+        names.add(f"system/{resource}.{V1_LETTERS[permission]}")
+    return sorted(names)
 
 
 @dataclass(frozen=True)
@@ -82,7 +121,10 @@ class SmartClient:
         return self.model.client_id
 
     def get_allowed_scope(self, scope):
-        return " ".join(s for s in scope_to_list(scope) or [] if s in self.model.scope_set)
+        allowed = granted_letters(self.model.scope_set)
+        return " ".join(
+            s for s in scope_to_list(scope) or [] if (p := scope_letters(s)) and p[1] <= allowed.get(p[0], frozenset())
+        )
 
     def check_endpoint_auth_method(self, method, endpoint):
         return method == SmartClientAssertion.CLIENT_AUTH_METHOD and endpoint == "token"
@@ -142,6 +184,22 @@ def client_keys(client: ApiClient) -> KeySet:
         raise InvalidClientError(description="The client's JWKS URL does not hold a valid key set.") from None
 
 
+NOT_VERIFIED = (
+    "Client authentication failed: the client_id, the key (kid) or the signature is not one this server accepts."
+)
+
+
+class ClientNotVerified(InvalidClientError):
+    """invalid_client with one description for every reason the assertion could not be verified; ``reason``
+    (never sent to the client) goes to the audit trail."""
+
+    def __init__(self, reason: str):
+        super().__init__(description=NOT_VERIFIED)
+        self.reason = reason
+        if has_request_context():
+            g.api_refusal_reason = reason
+
+
 class SmartClientAssertion(JWTBearerClientAssertion):
     """RFC 7523 client authentication with SMART Backend Services' extra rules."""
 
@@ -167,19 +225,25 @@ class SmartClientAssertion(JWTBearerClientAssertion):
         client_id = claims.get("sub")
         if not isinstance(client_id, str) or claims.get("iss") != client_id:
             raise InvalidClientError(description="iss and sub must both be the client_id.")
+        # From here until the signature verifies, every refusal is the same words: an unknown client_id, a kid
+        # that names no key of the client, keys that cannot be read and a bad signature must not tell a prober
+        # which client ids exist (RFC 6749 5.2 invalid_client; the audit trail keeps the specific reason).
         client = query_client(client_id)
         if client is None:
-            raise InvalidClientError(description="The client does not exist on this server.")
+            raise ClientNotVerified("unknown client")
         request.client = client
         g.api_claimed_client = client.model
-        keys = client_keys(client.model)
+        try:
+            keys = client_keys(client.model)
+        except InvalidClientError:
+            raise ClientNotVerified("keys unavailable") from None
         kid = headers.get("kid")
         if not kid or kid not in {k.kid for k in keys.keys}:
-            raise InvalidClientError(description="The assertion's kid names no key of this client.")
+            raise ClientNotVerified("unknown kid")
         try:
             token = jwt.decode(data["client_assertion"], keys, algorithms=ALGORITHMS)
         except JoseError:
-            raise InvalidClientError(description="The assertion's signature does not verify.") from None
+            raise ClientNotVerified("bad signature") from None
         self.verify_claims(token.claims)
         if not client.model.is_enabled:
             raise UnauthorizedClientError(description="This client is disabled.")
@@ -224,14 +288,16 @@ class SmartClientCredentials(ClientCredentialsGrant):
         requested = scope_to_list(self.request.payload.scope) or []
         if not requested:
             raise InvalidScopeError(description="Ask for one or more system/... scopes.")
-        unknown = [s for s in requested if s not in SCOPES]
+        offered = granted_letters(SCOPES)
+        unknown = [
+            s for s in requested if (p := scope_letters(s)) is None or not p[1] <= offered.get(p[0], frozenset())
+        ]
         if unknown:
             raise InvalidScopeError(description="Not a scope this server offers: " + " ".join(unknown[:5]))
-        if not set(requested) <= self.request.client.model.scope_set:
-            raise InvalidScopeError(
-                description="The client is not granted: "
-                + " ".join(sorted(set(requested) - self.request.client.model.scope_set))
-            )
+        allowed = granted_letters(self.request.client.model.scope_set)
+        refused = sorted(s for s in requested if not (p := scope_letters(s))[1] <= allowed.get(p[0], frozenset()))
+        if refused:
+            raise InvalidScopeError(description="The client is not granted: " + " ".join(refused))
 
 
 def _query_client(client_id: str) -> SmartClient | None:
@@ -285,7 +351,7 @@ class BearerError(Exception):
 
 
 def authenticate_bearer(scope: str) -> ClientActor:
-    """The client behind a valid, unexpired bearer token that carries the scope."""
+    """The client behind a valid, unexpired bearer token whose scopes (v1 or v2) cover ``scope``."""
     header = request.headers.get("Authorization", "")
     kind, _, raw = header.partition(" ")
     if kind.lower() != "bearer" or not raw.strip():
@@ -293,14 +359,25 @@ def authenticate_bearer(scope: str) -> ClientActor:
     token = db.session.scalar(select(AccessToken).where(AccessToken.token_digest == digest(raw.strip())))
     if token is None or token.expires_at <= now_utc() or not token.client.is_enabled:
         raise BearerError(401, "login", "The access token is invalid or expired; get a new one.", "invalid_token")
-    if scope not in token.scope.split():
-        raise BearerError(403, "forbidden", f"This token does not carry the scope {scope}.", "insufficient_scope")
+    resource, needed = scope_letters(scope)
+    if not needed <= granted_letters(token.scope.split()).get(resource, frozenset()):
+        raise BearerError(
+            403,
+            "forbidden",
+            f"This token does not carry the scope {scope} (or system/{resource}."
+            + ("read" if needed <= frozenset("rs") else "write")
+            + ").",
+            "insufficient_scope",
+        )
     return ClientActor(token.client)
 
 
 def requires_scope(scope: str):
-    """Declare and enforce a bearer-token scope (the Flask-level declaration is BearerScope(scope))."""
-    assert scope in SCOPES, scope
+    """Declare and enforce a bearer-token scope, in SMART v2 form (system/Task.r for a read, .s for a search, .c
+    for a create); a token's v1 scope covers it too (.read: r and s; .write: c, u and d). The Flask-level
+    declaration is BearerScope(scope)."""
+    parsed = scope_letters(scope)
+    assert parsed and len(parsed[1]) == 1 and parsed[1] <= granted_letters(SCOPES).get(parsed[0], frozenset()), scope
 
     def decorate(view):
         @wraps(view)

@@ -88,6 +88,10 @@ class AuditAction(enum.StrEnum):
     API_TOKEN_ISSUED = "api.token_issued"
     API_TOKEN_REFUSED = "api.token_refused"
     API_READ = "api.read"
+    API_SUBMISSION_REPLAYED = "api.submission_replayed"
+    API_SUBSCRIPTION_CREATED = "api.subscription_created"
+    API_SUBSCRIPTION_DELETED = "api.subscription_deleted"
+    API_NOTIFICATION_SENT = "api.notification_sent"
 
 
 # Accesses whose record says what a response showed: dropped when the response became a 5xx.

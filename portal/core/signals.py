@@ -14,3 +14,8 @@ access_denied = _signals.signal("access-denied")
 
 #: A user's password was set or changed (sender: the user). portal/mfa forgets the remembered browsers.
 password_changed = _signals.signal("password-changed")
+
+#: A referral moved along its lifecycle (sender: the referral; ``previous``, ``target``: portal.referrals.lifecycle
+#: Status). Sent inside the transaction of the change, so what listeners add commits or rolls back with it:
+#: portal/api queues the notifications of the organization's subscriptions to its Tasks' status.
+referral_status_changed = _signals.signal("referral-status-changed")

@@ -16,6 +16,7 @@ from portal.audit.services import AuditAction, record
 from portal.core import uploads
 from portal.core.errors import Conflict, UserError
 from portal.core.permissions import Role
+from portal.core.signals import referral_status_changed
 from portal.core.time import now_utc
 from portal.core.urls import external_url
 from portal.extensions import db
@@ -224,6 +225,8 @@ def change_status(
         from_status=previous.value,
         to_status=target.value,
     )
+    # One signal per move, in this transaction (a partner's cancellation comes through here too).
+    referral_status_changed.send(referral, previous=previous, target=target)
     recipients = {referral.clinician.email}
     if referral.submitted_by_id != referral.clinician_id and referral.submitted_by is not None:
         recipients.add(referral.submitted_by.email)

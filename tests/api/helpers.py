@@ -15,6 +15,9 @@ from portal.core.validators import npi_is_valid
 from tests import factories
 
 TOKEN_URL = "http://127.0.0.1:5000/fhir/auth/token"
+ORDER_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.2"
+MRN_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.1"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALL_SCOPES = sorted(SCOPES)
 
@@ -96,20 +99,54 @@ def referral_bundle(
     birth_date="1980-04-02",
     phone="(608) 555-0142",
     state="WI",
+    order="ORDER-1",
+    mrn="MRN-1",
+    displays=True,
+    if_none_exist=False,
 ) -> dict:
+    """A referral transaction Bundle as an EHR sends it. ``order``: the ServiceRequest's identifier value (system
+    ORDER_SYSTEM; None for none), ``mrn`` the Patient's (system MRN_SYSTEM)."""
+    patient = {
+        "resourceType": "Patient",
+        "name": [{"family": family, "given": ["Ana"]}],
+        "birthDate": birth_date,
+        "gender": "female",
+        "telecom": [{"system": "phone", "value": phone}] if phone else [],
+        "address": [{"line": ["12 Elm St"], "city": "Madison", "state": state, "postalCode": "53703"}],
+    }
+    if mrn:
+        patient["identifier"] = [
+            {"type": {"coding": [{"system": V2_0203, "code": "MR"}]}, "system": MRN_SYSTEM, "value": mrn}
+        ]
+    request = {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
+        "priority": "routine",
+        "subject": {"reference": "urn:uuid:patient-1"},
+        "requester": {"reference": "urn:uuid:practitioner-1"},
+        "reasonCode": [
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                        "code": c,
+                        **({"display": "Dx"} if displays else {}),
+                    }
+                    for c in codes
+                ],
+                **({"text": reason} if reason else {}),
+            }
+        ],
+    }
+    request_entry = {"method": "POST", "url": "ServiceRequest"}
+    if order:
+        request["identifier"] = [{"system": ORDER_SYSTEM, "value": order}]
+        if if_none_exist:
+            request_entry["ifNoneExist"] = f"identifier={ORDER_SYSTEM}|{order}"
     entries = [
-        {
-            "fullUrl": "urn:uuid:patient-1",
-            "request": {"method": "POST", "url": "Patient"},
-            "resource": {
-                "resourceType": "Patient",
-                "name": [{"family": family, "given": ["Ana"]}],
-                "birthDate": birth_date,
-                "gender": "female",
-                "telecom": [{"system": "phone", "value": phone}],
-                "address": [{"line": ["12 Elm St"], "city": "Madison", "state": state, "postalCode": "53703"}],
-            },
-        },
+        {"fullUrl": "urn:uuid:patient-1", "request": {"method": "POST", "url": "Patient"}, "resource": patient},
         {
             "fullUrl": "urn:uuid:practitioner-1",
             "request": {"method": "POST", "url": "Practitioner"},
@@ -118,25 +155,7 @@ def referral_bundle(
                 "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": npi}],
             },
         },
-        {
-            "fullUrl": "urn:uuid:sr-1",
-            "request": {"method": "POST", "url": "ServiceRequest"},
-            "resource": {
-                "resourceType": "ServiceRequest",
-                "status": "active",
-                "intent": "order",
-                "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
-                "priority": "routine",
-                "subject": {"reference": "urn:uuid:patient-1"},
-                "requester": {"reference": "urn:uuid:practitioner-1"},
-                "reasonCode": [
-                    {
-                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": c} for c in codes],
-                        "text": reason,
-                    }
-                ],
-            },
-        },
+        {"fullUrl": "urn:uuid:sr-1", "request": request_entry, "resource": request},
     ]
     for n, (title, data) in enumerate(attachments):
         entries.append(
@@ -159,6 +178,19 @@ def referral_bundle(
             }
         )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def entry_of(bundle: dict, resource_type: str) -> dict:
+    return next(e for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type)
+
+
+def created_id(response) -> uuid.UUID:
+    """The referral a transaction made (or found): its ServiceRequest's id, which is also its Task's."""
+    assert response.status_code == 200, response.get_json()
+    bundle = response.get_json()
+    assert bundle["type"] == "transaction-response"
+    sr = next(e for e in bundle["entry"] if e.get("resource", {}).get("resourceType") == "ServiceRequest")
+    return uuid.UUID(sr["resource"]["id"])
 
 
 def post_bundle(http, headers, bundle):

@@ -39,10 +39,27 @@ def world_b(org_b):
         "Observation": score.public_id,
         "DocumentReference": update.public_id,
         "Consent": consent.public_id,
+        "Patient": referral.patient.public_id,
+        "Organization": org_b.public_id,
+        "Practitioner": referral.clinician.public_id,
+        "PractitionerRole": referral.clinician.public_id,
     }
 
 
-@pytest.mark.parametrize("kind", ["Task", "ServiceRequest", "Observation", "DocumentReference", "Consent"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "Task",
+        "ServiceRequest",
+        "Observation",
+        "DocumentReference",
+        "Consent",
+        "Patient",
+        "Organization",
+        "Practitioner",
+        "PractitionerRole",
+    ],
+)
 def test_other_organizations_resources_are_404(client, client_a, client_b, world_b, kind):
     theirs = bearer(client, client_b)
     assert client.get(f"/fhir/{kind}/{world_b[kind]}", headers=theirs).status_code == 200
@@ -51,7 +68,7 @@ def test_other_organizations_resources_are_404(client, client_a, client_b, world
     assert response.get_json()["issue"][0]["code"] == "not-found"
 
 
-@pytest.mark.parametrize("kind", ["Task", "Observation", "DocumentReference", "Consent"])
+@pytest.mark.parametrize("kind", ["Task", "Observation", "DocumentReference", "Consent", "Patient"])
 def test_other_organizations_resources_never_listed(client, client_a, client_b, world_b, kind):
     assert client.get(f"/fhir/{kind}", headers=bearer(client, client_b)).get_json()["total"] == 1
     assert client.get(f"/fhir/{kind}", headers=bearer(client, client_a)).get_json()["total"] == 0

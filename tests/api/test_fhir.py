@@ -18,7 +18,7 @@ from portal.referrals.lifecycle import Status
 from portal.referrals.models import Referral
 from portal.referrals.services import change_status
 from tests import factories
-from tests.api.helpers import assert_valid_fhir, bearer, post_bundle, referral_bundle, valid_npi
+from tests.api.helpers import assert_valid_fhir, bearer, created_id, post_bundle, referral_bundle, valid_npi
 from tests.clock import practice_today
 from tests.consent.helpers import add_consent, add_update
 
@@ -43,6 +43,18 @@ def test_metadata_is_a_valid_capability_statement_and_tells_the_truth(client, ap
     declared = {f"/fhir/{r['type']}" for r in statement["rest"][0]["resource"]}
     resource_routes = {r.split("/<")[0] for r in fhir_routes if r.split("/")[2][:1].isupper()}
     assert resource_routes == declared
+    rest = statement["rest"][0]
+    oauth = rest["security"]["extension"][0]
+    assert oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    assert oauth["extension"] == [{"url": "token", "valueUri": "http://127.0.0.1:5000/fhir/auth/token"}]
+    profiles = {r["type"]: r.get("supportedProfile", []) for r in rest["resource"]}
+    assert profiles["Patient"] == ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient|6.1.0"]
+    assert profiles["Task"] == [] and profiles["Practitioner"] == []  # declared only where they conform
+    assert statement["instantiates"] == [
+        "http://hl7.org/fhir/uv/subscriptions-backport/CapabilityStatement/backport-subscription-server-r4"
+    ]
+    subscription = next(r for r in rest["resource"] if r["type"] == "Subscription")
+    assert subscription["extension"][0]["valueCanonical"].endswith("/SubscriptionTopic/task-status")
 
 
 def test_submit_referral_bundle(client, headers, clinician_a, outbox):
@@ -50,27 +62,49 @@ def test_submit_referral_bundle(client, headers, clinician_a, outbox):
     response = post_bundle(
         client, headers, referral_bundle(clinician_a.npi, codes=("M54.50", "m51.26"), attachments=[("mri.pdf", pdf)])
     )
-    assert response.status_code == 201, response.get_json()
-    task = response.get_json()
-    assert_valid_fhir(task)
-    assert task["resourceType"] == "Task" and task["status"] == "requested"
-    assert task["focus"]["reference"] == f"ServiceRequest/{task['id']}"
-    assert response.headers["Location"].endswith(f"/fhir/Task/{task['id']}")
-    referral = db.session.scalar(select(Referral).where(Referral.public_id == uuid.UUID(task["id"])))
+    assert response.status_code == 200, response.get_json()
+    bundle = response.get_json()
+    assert_valid_fhir(bundle)
+    # One response entry per entry sent, in order: Patient, Practitioner, ServiceRequest, DocumentReference.
+    statuses = [e["response"]["status"] for e in bundle["entry"]]
+    assert statuses == ["201 Created", "200 OK", "201 Created", "201 Created"]
+    patient, practitioner, request, document = bundle["entry"]
+    assert patient["response"]["location"].startswith("Patient/")
+    assert practitioner["response"]["location"] == f"Practitioner/{clinician_a.public_id}"
+    sr = request["resource"]
+    assert request["response"]["location"] == f"ServiceRequest/{sr['id']}/_history/{sr['meta']['versionId']}"
+    assert request["response"]["etag"] == f'W/"{sr["meta"]["versionId"]}"'
+    assert "location" not in document["response"]
+    referral = db.session.scalar(select(Referral).where(Referral.public_id == uuid.UUID(sr["id"])))
     assert referral.clinician_id == clinician_a.id and referral.submitted_by_id == clinician_a.id
     assert referral.icd10_codes == ["M54.50", "M51.26"]
     assert referral.reason == "Low back pain for six weeks"
     assert len(referral.attachments) == 1 and referral.attachments[0].uploaded_by_id == clinician_a.id
+    task = client.get(f"/fhir/Task/{sr['id']}", headers=headers)
+    assert task.status_code == 200 and task.get_json()["status"] == "requested"
+    assert task.headers["ETag"] == f'W/"{task.get_json()["meta"]["versionId"]}"'
     # Same services as the web form: audit with the client as actor, thank-you mail to the clinician.
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "referral.submitted"))
     assert event.actor_id is None and event.detail["client_name"] == "Test EHR"
     assert [m.template for m in outbox(clinician_a.email)] == ["referral_welcome"]
 
 
+def test_prefer_return_minimal_leaves_the_resources_out(client, headers, clinician_a):
+    response = client.post(
+        "/fhir",
+        json=referral_bundle(clinician_a.npi),
+        headers={**headers, "Content-Type": "application/fhir+json", "Prefer": "return=minimal"},
+    )
+    bundle = response.get_json()
+    assert_valid_fhir(bundle)
+    assert all("resource" not in e for e in bundle["entry"])
+    assert bundle["entry"][2]["response"]["location"].startswith("ServiceRequest/")
+
+
 def test_duplicate_detection_as_in_the_web_form(client, headers, clinician_a):
-    post_bundle(client, headers, referral_bundle(clinician_a.npi))
-    response = post_bundle(client, headers, referral_bundle(clinician_a.npi))
-    referral = db.session.scalar(select(Referral).where(Referral.public_id == uuid.UUID(response.get_json()["id"])))
+    post_bundle(client, headers, referral_bundle(clinician_a.npi, order=None))
+    response = post_bundle(client, headers, referral_bundle(clinician_a.npi, order=None))
+    referral = db.session.scalar(select(Referral).where(Referral.public_id == created_id(response)))
     assert referral.needs_duplicate_review
 
 
@@ -80,7 +114,7 @@ def test_duplicate_detection_as_in_the_web_form(client, headers, clinician_a):
         ({"codes": ("NOTACODE",)}, "ServiceRequest.reasonCode.coding"),
         ({"birth_date": (practice_today() + timedelta(days=3)).isoformat()}, "Patient.birthDate"),
         ({"phone": "12"}, "Patient.telecom"),
-        ({"reason": ""}, "ServiceRequest.reasonCode.text"),
+        ({"reason": "", "displays": False}, "ServiceRequest.reasonCode.text"),
         ({"state": "ZZ"}, "Patient.address.state"),
     ],
 )
@@ -140,13 +174,13 @@ def test_no_token_is_401_operation_outcome(client):
 
 
 def test_unknown_route_and_method_are_operation_outcomes(client, headers):
-    for response in (client.get("/fhir/Patient/1", headers=headers), client.delete("/fhir/Task", headers=headers)):
+    for response in (client.get("/fhir/Location/1", headers=headers), client.delete("/fhir/Task", headers=headers)):
         assert response.status_code in (404, 405)
         assert response.get_json()["resourceType"] == "OperationOutcome"
 
 
 def test_follow_a_referral_to_discharge(client, headers, clinician_a, org_a):
-    task = post_bundle(client, headers, referral_bundle(clinician_a.npi)).get_json()
+    task = {"id": str(created_id(post_bundle(client, headers, referral_bundle(clinician_a.npi))))}
     referral = db.session.scalar(select(Referral).where(Referral.public_id == uuid.UUID(task["id"])))
     staff = factories.make_user(Role.STAFF)
     from portal.core.time import now_utc
@@ -172,6 +206,7 @@ def test_follow_a_referral_to_discharge(client, headers, clinician_a, org_a):
     assert_valid_fhir(service_request)
     assert service_request["status"] == "completed" and service_request["intent"] == "order"
     assert service_request["reasonCode"][0]["coding"][0]["code"] == "M54.50"
+    assert service_request["identifier"][1]["value"] == "ORDER-1"  # the EHR's order identifier, kept
 
 
 def test_search_tasks_by_last_updated_with_paging(client, headers, org_a, clinician_a):
@@ -245,6 +280,9 @@ def test_consented_outcome_scores_only(client, headers, org_a, clinician_a):
     observation = client.get(f"/fhir/Observation/{shown.public_id}", headers=headers).get_json()
     assert_valid_fhir(observation)
     assert {"system": "http://loinc.org", "code": "72514-3"}.items() <= observation["code"]["coding"][0].items()
+    assert observation["meta"]["profile"] == [
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment|6.1.0"
+    ]
     assert client.get(f"/fhir/Observation/{hidden.public_id}", headers=headers).status_code == 404
     # Revocation hides it at once.
     add_consent(
@@ -277,6 +315,10 @@ def test_released_progress_updates_as_document_references(client, headers, org_a
     assert_valid_fhir(doc)
     assert base64.b64decode(doc["content"][0]["attachment"]["data"]).decode() == "Walking 2 km without pain"
     assert doc["type"]["coding"][0]["code"] == "11506-3"
+    assert doc["category"][0]["coding"][0]["code"] == "clinical-note"
+    assert doc["author"] == [
+        {"reference": "Organization/practice", "type": "Organization", "display": doc["custodian"]["display"]}
+    ]
     assert client.get(f"/fhir/DocumentReference/{draft.public_id}", headers=headers).status_code == 404
 
 

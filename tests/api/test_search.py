@@ -207,7 +207,8 @@ CODES = [
     (f"{INSTRUMENT}|ODI", {"one_odi"}),
     ("ODI", {"one_odi"}),
     (f"{INSTRUMENT}|", {"one_nprs", "one_odi", "two_nprs"}),
-    (f"{LOINC}|", {"one_nprs", "two_nprs"}),
+    (f"{LOINC}|", {"one_nprs", "one_odi", "two_nprs"}),
+    (f"{LOINC}|97909-6", {"one_odi"}),  # ODI's own LOINC code
     (f"{LOINC}|ODI", set()),
     (f"{INSTRUMENT}|NPRS,{INSTRUMENT}|ODI", {"one_nprs", "one_odi", "two_nprs"}),
 ]
@@ -526,7 +527,13 @@ SAMPLES = {
     "based-on": lambda w: f"ServiceRequest/{w.tasks['one'].public_id}",
     "category": lambda w: "survey",
 }
-STATUS = {"Task": "requested", "Observation": "final", "DocumentReference": "current", "Consent": "active"}
+STATUS = {
+    "Task": "requested",
+    "Observation": "final",
+    "DocumentReference": "current",
+    "Consent": "active",
+    "Subscription": "active",
+}
 
 
 def test_capability_statement_advertises_exactly_what_works(client, headers, world):

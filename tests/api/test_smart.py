@@ -156,3 +156,56 @@ def test_assertion_time_is_checked_against_the_clock(client, client_a):
     # exp exactly at the five-minute bound is fine
     assert token_request(client, client_a, exp_in=300).status_code == 200
     assert time.time()  # keeps the clock import honest
+
+
+def test_unknown_client_and_bad_signature_get_the_same_answer(client, client_a):
+    """A prober cannot tell which client ids exist: unknown client, unknown kid, bad signature: same words."""
+    impostor = RSAKey.generate_key(2048, parameters={"kid": "rsa-1"})
+    answers = [
+        token_request(client, client_a, iss="ehr-nobody", sub="ehr-nobody"),
+        token_request(client, client_a, kid="not-registered"),
+        token_request(client, client_a, key=impostor),
+    ]
+    bodies = [(r.status_code, r.get_json()) for r in answers]
+    assert bodies[0][1]["error"] == "invalid_client"
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert "exist" not in bodies[0][1]["error_description"]
+    # The audit trail keeps the specific reason.
+    reasons = [
+        e.detail.get("reason")
+        for e in db.session.scalars(select(AuditEvent).where(AuditEvent.action == "api.token_refused"))
+    ]
+    assert sorted(reasons) == ["bad signature", "unknown client", "unknown kid"]
+
+
+def test_smart_v2_scopes_beside_v1(client, client_a):
+    config = client.get("/.well-known/smart-configuration").get_json()
+    assert {"permission-v1", "permission-v2"} <= set(config["capabilities"])
+    assert {"system/Task.rs", "system/Task.read", "system/ServiceRequest.cud"} <= set(config["scopes_supported"])
+    response = token_request(client, client_a, scope="system/Task.rs system/Observation.r")
+    assert response.status_code == 200, response.get_json()
+    assert set(response.get_json()["scope"].split()) == {"system/Task.rs", "system/Observation.r"}
+    headers = {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+    assert client.get("/fhir/Task", headers=headers).status_code == 200
+    # .r reads but does not search.
+    assert client.get("/fhir/Observation", headers=headers).status_code == 403
+    assert client.get("/fhir/Observation/00000000-0000-4000-8000-000000000000", headers=headers).status_code == 404
+
+
+def test_v2_scopes_are_granted_only_within_the_v1_grant(client, org_a):
+    limited = make_client(org_a, scopes=["system/Task.read"])
+    assert _error(token_request(client, limited, scope="system/Task.cruds")) == (400, "invalid_scope")
+    assert _error(token_request(client, limited, scope="system/ServiceRequest.c")) == (400, "invalid_scope")
+    for bad in ("system/*.rs", "system/Task.sr", "system/Task.rs?status=completed", "patient/Task.rs", "system/Task."):
+        assert _error(token_request(client, limited, scope=bad)) == (400, "invalid_scope"), bad
+    assert token_request(client, limited, scope="system/Task.s").status_code == 200
+
+
+def test_a_v1_write_scope_covers_v2_create(client, org_a, clinician_a):
+    writer = make_client(org_a, scopes=["system/ServiceRequest.write"])
+    response = token_request(client, writer, scope="system/ServiceRequest.c")
+    headers = {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+    from tests.api.helpers import post_bundle, referral_bundle
+
+    assert post_bundle(client, headers, referral_bundle(clinician_a.npi)).status_code == 200
+    assert client.get("/fhir/Task", headers=headers).status_code == 403

@@ -27,6 +27,9 @@ INSTRUMENT = PORTAL_SYSTEM + "outcome-instrument"
 PHASE = PORTAL_SYSTEM + "outcome-phase"
 DATA_CLASS = PORTAL_SYSTEM + "consent-data-class"
 REFERENCE = PORTAL_SYSTEM + "referral-reference"  # identifier system of the portal's RB-... numbers
+PATIENT_IDENTIFIER = "https://fhir.referral-portal.example/sid/patient"  # identifier system of the portal's patient ids
+# The one subscription topic (Subscriptions R5 Backport): a Task of the organization changed its status.
+TASK_STATUS_TOPIC = "https://fhir.referral-portal.example/SubscriptionTopic/task-status"
 
 
 class FhirError(Exception):
@@ -70,11 +73,13 @@ STATUS_CODES = {
     404: "not-found",
     405: "not-supported",
     406: "not-supported",
+    412: "duplicate",
     409: "conflict",
     413: "too-costly",
     415: "not-supported",
     422: "processing",
     429: "throttled",
+    503: "transient",  # busy or unavailable: nothing was saved, retry after Retry-After
 }
 
 

@@ -10,10 +10,13 @@ what the organization and the consent policy already allow and can never widen i
 from flask import current_app
 from sqlalchemy import ColumnElement, false, func, select, true
 
-from portal.api.fhir import DATA_CLASS, INSTRUMENT, LOINC, OBSERVATION_CATEGORY, PHASE, REFERENCE
+from portal.api.fhir import DATA_CLASS, INSTRUMENT, LOINC, OBSERVATION_CATEGORY, PATIENT_IDENTIFIER, PHASE, REFERENCE
 from portal.api.fhir.resources import INSTRUMENT_LOINC
-from portal.api.search import Param, any_of, coded, day_filter, fhir_id, instant_filter, reference, token
+from portal.api.models import PatientIdentifier, Subscription, SubscriptionStatus
+from portal.api.search import Param, any_of, coded, day_filter, fhir_id, instant_filter, parse_uuid, reference, token
+from portal.api.smart import current_client
 from portal.consent.models import Consent, ConsentStatus
+from portal.core.phi import blind_match
 from portal.core.time import practice_zone
 from portal.outcomes.models import Instrument, OutcomeScore, Phase
 from portal.patients.models import Patient
@@ -344,6 +347,71 @@ CONSENT = [
     ),
 ]
 
+# --- Patient --------------------------------------------------------------------------------------
+
+
+def _patient_identifier(name: str, values: list[str]) -> ColumnElement[bool]:
+    """The portal's patient id (system PATIENT_IDENTIFIER) or an identifier the client's own organization's EHR
+    sent (its MRN: system|value, matched through the blind index; another organization's never match)."""
+    organization_id = current_client().organization_id
+    clauses = []
+    for value in values:
+        item = token(name, value)
+        if item.code is None:
+            if item.system == PATIENT_IDENTIFIER:
+                clauses.append(true())
+            elif item.system:
+                clauses.append(
+                    Patient.id.in_(
+                        select(PatientIdentifier.patient_id).where(
+                            PatientIdentifier.organization_id == organization_id,
+                            PatientIdentifier.system == item.system,
+                        )
+                    )
+                )
+            continue
+        if item.system in (None, PATIENT_IDENTIFIER) and (own := parse_uuid(item.code)) is not None:
+            clauses.append(Patient.public_id == own)
+        if item.system != PATIENT_IDENTIFIER:
+            sent = select(PatientIdentifier.patient_id).where(
+                PatientIdentifier.organization_id == organization_id,
+                blind_match(PatientIdentifier.value_bidx, item.code),
+            )
+            if item.system is not None:
+                sent = sent.where(PatientIdentifier.system == item.system)
+            clauses.append(Patient.id.in_(sent))
+    return any_of(clauses)
+
+
+PATIENT = [
+    Param("_id", "token", ID_DOC, _id(Patient.public_id)),
+    Param("_lastUpdated", "date", LAST_UPDATED_DOC, _last_updated(Patient.updated_at)),
+    Param(
+        "identifier",
+        "token",
+        f"The patient's identifiers: the MRN your EHR sent (system|value, or value), or the portal's id (system "
+        f"{PATIENT_IDENTIFIER}). Identifiers sent by another organization never match.",
+        _patient_identifier,
+    ),
+]
+
+
+# --- Subscription ---------------------------------------------------------------------------------
+
+SUBSCRIPTION_STATUS = "http://hl7.org/fhir/subscription-status"
+
+
+def _subscription_status(name: str, values: list[str]) -> ColumnElement[bool]:
+    codings = [(SUBSCRIPTION_STATUS, s.value, Subscription.status == s) for s in SubscriptionStatus]
+    return coded(name, values, codings, (SUBSCRIPTION_STATUS, {s.value for s in SubscriptionStatus}))
+
+
+SUBSCRIPTION = [
+    Param("_id", "token", ID_DOC, _id(Subscription.public_id)),
+    Param("_lastUpdated", "date", LAST_UPDATED_DOC, _last_updated(Subscription.updated_at)),
+    Param("status", "token", "Subscription.status: requested, active, error or off.", _subscription_status),
+]
+
 # resource type -> its search parameters by name (besides _count, _cursor, _format and _pretty, which every
 # search takes: portal/api/search.py CONTROL)
 SEARCH_PARAMS: dict[str, dict[str, Param]] = {
@@ -353,5 +421,7 @@ SEARCH_PARAMS: dict[str, dict[str, Param]] = {
         ("Observation", OBSERVATION),
         ("DocumentReference", DOCUMENT_REFERENCE),
         ("Consent", CONSENT),
+        ("Patient", PATIENT),
+        ("Subscription", SUBSCRIPTION),
     )
 }
