@@ -8,7 +8,19 @@ X-CSRFToken header): options first, then the browser's answer. Their refusals an
 
 import uuid
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -117,11 +129,9 @@ def _verify_context(user, form, days) -> dict:
 @limiter.limit(_login_limit)
 def passkey_options():
     """Second step by passkey, 1 of 2: the challenge and the user's passkeys for the browser."""
-    found = flow.pending(Stage.VERIFY)
-    if found is None:
-        return _sign_in_again()
+    user, _note = _pending_ceremony(Stage.VERIFY)
     try:
-        return jsonify(publicKey=services.passkey_sign_in_options(found[0]))
+        return jsonify(publicKey=services.passkey_sign_in_options(user))
     except services.MfaError as exc:
         return _json_error(exc)
 
@@ -131,13 +141,8 @@ def passkey_options():
 @limiter.limit(_login_limit)
 def passkey_verify():
     """Second step by passkey, 2 of 2: the browser's signed answer; the session starts here."""
-    found = flow.pending(Stage.VERIFY)
-    if found is None:
-        return _sign_in_again()
-    user, note = found
+    user, note = _pending_ceremony(Stage.VERIFY)
     body = _json_body()
-    if body is None:
-        return _unreadable_request()
     try:
         services.verify_passkey(user, body.get("credential"))
     except services.MfaError as exc:
@@ -190,15 +195,11 @@ def setup():
 @limiter.limit(_login_limit)
 def passkey_setup_options():
     """Required set-up with a passkey instead of an app, 1 of 2 (between the password and the session)."""
-    found = flow.pending(Stage.ENROL)
-    if found is None:
-        return _sign_in_again()
+    user, _note = _pending_ceremony(Stage.ENROL)
     body = _json_body()
-    if body is None:
-        return _unreadable_request()
     try:
         options = services.passkey_registration_options(
-            found[0], name=_text(body, "name"), password=None, purpose=Purpose.ENROL
+            user, name=_text(body, "name"), password=None, purpose=Purpose.ENROL
         )
     except services.MfaError as exc:
         return _json_error(exc)
@@ -210,13 +211,8 @@ def passkey_setup_options():
 @limiter.limit(_login_limit)
 def passkey_setup():
     """Required set-up with a passkey, 2 of 2: store it, start the session, show the recovery codes."""
-    found = flow.pending(Stage.ENROL)
-    if found is None:
-        return _sign_in_again()
-    user, note = found
+    user, note = _pending_ceremony(Stage.ENROL)
     body = _json_body()
-    if body is None:
-        return _unreadable_request()
     try:
         _credential, codes = services.add_passkey(user, body.get("credential"), purpose=Purpose.ENROL)
     except services.MfaError as exc:
@@ -299,8 +295,6 @@ def disable():
 def passkey_register_options():
     """Add a passkey from the account page, 1 of 2: its name and the current password."""
     body = _json_body()
-    if body is None:
-        return _unreadable_request()
     try:
         options = services.passkey_registration_options(
             current_user._get_current_object(),
@@ -320,8 +314,6 @@ def passkey_register():
     """Add a passkey, 2 of 2: other sessions end (this browser gets a fresh one)."""
     user = current_user._get_current_object()
     body = _json_body()
-    if body is None:
-        return _unreadable_request()
     try:
         _credential, codes = services.add_passkey(user, body.get("credential"), purpose=Purpose.REGISTER)
     except services.MfaError as exc:
@@ -480,9 +472,22 @@ def _first_factor() -> str:
 # --- JSON answers of the passkey ceremonies -------------------------------------------------
 
 
-def _json_body() -> dict | None:
+def _json_body() -> dict:
+    """The request's JSON object; anything else ends the request with a 400 that says so."""
     body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        abort(make_response(jsonify(error=UNREADABLE_REQUEST), 400))
+    return body
+
+
+def _pending_ceremony(stage: Stage) -> tuple:
+    """(user, note) of the half-finished sign-in at ``stage``; without one the request ends with a 401 that
+    sends the browser back to the password."""
+    found = flow.pending(stage)
+    if found is None:
+        flash(SIGN_IN_AGAIN, "info")
+        abort(make_response(jsonify(error=SIGN_IN_AGAIN, redirect=url_for("auth.login")), 401))
+    return found
 
 
 def _text(body: dict, key: str) -> str:
@@ -497,16 +502,6 @@ def _json_error(exc: services.MfaError, *, message: str | None = None, redirect_
     if redirect_to:
         payload["redirect"] = redirect_to
     return jsonify(payload), exc.status
-
-
-def _unreadable_request():
-    return jsonify(error=UNREADABLE_REQUEST), 400
-
-
-def _sign_in_again():
-    """The half-finished sign-in expired (or never was): back to the password."""
-    flash(SIGN_IN_AGAIN, "info")
-    return jsonify(error=SIGN_IN_AGAIN, redirect=url_for("auth.login")), 401
 
 
 def _enrolment_context(user, credential) -> dict:
