@@ -28,6 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_signals(app)
     register_commands(app)
+    from portal.ops import init_app as register_operations  # /readyz, /metrics, proxies: portal/ops
+
+    register_operations(app)
     return app
 
 

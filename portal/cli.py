@@ -9,6 +9,7 @@ from portal.extensions import db
 def register_cli(app: Flask) -> None:
     from portal.audit.cli import audit_group
     from portal.notifications.cli import outbox_group
+    from portal.ops.cli import register_commands as register_operations_commands
     from portal.outcomes.cli import reports_group
     from portal.relationships.cli import partners_group
 
@@ -17,6 +18,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(outbox_group)
     app.cli.add_command(partners_group)
     app.cli.add_command(reports_group)
+    register_operations_commands(app, portal_group)  # portal backup|restore, phi sweep
 
 
 @click.group("portal")

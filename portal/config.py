@@ -76,6 +76,16 @@ DEFAULTS = {
     "PORTAL_TIMEZONE": "America/Chicago",
     # How long a SQLite write waits for another writer before the request answers 503.
     "SQLITE_BUSY_TIMEOUT_SECONDS": 5.0,
+    # Operations (portal/ops, docs/operations.md). LOG_FORMAT "json": one JSON object per line.
+    "LOG_FORMAT": "text",
+    # Proxies (nginx) whose X-Forwarded-For names the client; gunicorn reads the same variable.
+    "FORWARDED_ALLOW_IPS": "127.0.0.1",
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": 10,  # PostgreSQL: a host that does not answer fails fast
+    "READY_MIN_FREE_MB": 512,  # /readyz: free space wanted under UPLOAD_DIR (and a SQLite database)
+    "METRICS_TOKEN": "",  # /metrics: a bearer token that may read it (empty: none)
+    "METRICS_ALLOWED_IPS": "",  # /metrics: addresses or networks that may read it without a token
+    "UPLOAD_TEMP_MAX_AGE_MINUTES": 60,  # `flask phi sweep`: partial uploads older than this go
+    "UPLOAD_ORPHAN_GRACE_HOURS": 24,  # `flask phi sweep`: documents with no row this long go
     "ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
     "REFERRAL_ATTACHMENTS_MAX_BYTES": 25 * 1024 * 1024,
     "REFERRAL_MAX_ATTACHMENTS": 10,
@@ -143,10 +153,16 @@ def load_config(app, test_config: dict | None = None) -> None:
             engine_options["connect_args"] = {"timeout": float(cfg["SQLITE_BUSY_TIMEOUT_SECONDS"])}
         except (TypeError, ValueError) as exc:
             raise ConfigError("SQLITE_BUSY_TIMEOUT_SECONDS must be a number of seconds") from exc
+    elif database_uri.startswith("postgresql+psycopg"):
+        engine_options["connect_args"] = {"connect_timeout": cfg["DATABASE_CONNECT_TIMEOUT_SECONDS"]}
+    if cfg["LOG_FORMAT"] not in ("text", "json"):
+        raise ConfigError("LOG_FORMAT must be text or json")
     cfg.update(
         SQLALCHEMY_DATABASE_URI=database_uri,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options,
         RATELIMIT_ENABLED=cfg.get("RATELIMIT_ENABLED", True),
+        # A counter store that fails (full disk, Redis away) raises limits' StorageError: a 503 page.
+        RATELIMIT_STORAGE_OPTIONS=cfg.get("RATELIMIT_STORAGE_OPTIONS", {"wrap_exceptions": True}),
         SESSION_COOKIE_NAME="portal_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -156,6 +172,10 @@ def load_config(app, test_config: dict | None = None) -> None:
         SESSION_COOKIE_SECURE=cfg.get("SESSION_COOKIE_SECURE", not is_dev and env != "test"),
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,  # the CSRF token lives as long as the session does
+        # Flask-WTF's HTTPS-only check wants a Referer naming this host, but every page says
+        # Referrer-Policy: no-referrer, so browsers send none: behind TLS every form failed with 400.
+        # The token stays the defence (with SameSite=Lax cookies and the cross-site check).
+        WTF_CSRF_SSL_STRICT=cfg.get("WTF_CSRF_SSL_STRICT", False),
         TESTING=env == "test" or cfg.get("TESTING", False),
     )
     app.config.from_mapping(cfg)

@@ -27,6 +27,10 @@ MATRIX = {
     "static": ("GET", "/static/css/portal.css", {"*": 200}),
     "home.index": ("GET", "/", {"*": 302}),
     "home.health": ("GET", "/healthz", {"*": 200}),
+    # Operations (issue 19): readiness is public like liveness; metrics exist only once a token or an
+    # address is configured (tests/ops/test_metrics.py), and no session ever opens them.
+    "ops.ready": ("GET", "/readyz", {"*": 200}),
+    "ops.scrape": ("GET", "/metrics", {"*": 404}),
     "home.staff": ("GET", "/staff/", {"anonymous": LOGIN, "staff": 200, "admin": 200, "*": 403}),
     "auth.login": ("GET", "/auth/login", {"anonymous": 200, "*": 302}),
     "auth.logout": ("POST", "/auth/logout", {"anonymous": LOGIN, "*": 302}),

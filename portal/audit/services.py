@@ -48,6 +48,9 @@ class AuditAction(enum.StrEnum):
     REFERRAL_SUBMITTED = "referral.submitted"
     REFERRAL_STATUS_CHANGED = "referral.status_changed"
     PRACTICE_SIGN_IN_POLICY_CHANGED = "practice.sign_in_policy_changed"
+    DOCUMENTS_SWEPT = "phi.documents_swept"  # `flask phi sweep`: orphaned uploads removed (portal/ops)
+    BACKUP_COMPLETED = "portal.backup_completed"  # `flask portal backup` (portal/ops/backup.py)
+    RESTORED = "portal.restored"  # `flask portal restore`, written into the restored database
     REFERRAL_NOTE_ADDED = "referral.note_added"
     REFERRAL_DUPLICATE_RESOLVED = "referral.duplicate_resolved"
     ATTACHMENT_UPLOADED = "attachment.uploaded"

@@ -7,11 +7,13 @@ status: as a page, as JSON under ``/api/``, or by the renderer an API registered
 (the FHIR API answers OperationOutcomes). No traces, no PHI.
 """
 
+import errno
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -56,6 +58,12 @@ class Busy(PortalError):
     status = 503
 
 
+class InsufficientStorage(UserError):
+    """The disk that would keep it is full (an upload): 507, with the form back to send again later."""
+
+    status = 507
+
+
 API_PREFIXES = ("/api/", "/fhir/")
 
 MESSAGES = {
@@ -65,6 +73,10 @@ MESSAGES = {
     404: ("Page not found", "The page or record you asked for doesn't exist, or you don't have access to it."),
     405: ("That action isn't allowed here", "This address does not accept that kind of request."),
     413: ("That upload is too large", "Please choose a smaller file and try again."),
+    507: (
+        "The portal's storage is full",
+        "Nothing of yours was saved. The practice has been alerted; please try again later.",
+    ),
     429: ("Too many attempts", "Please wait a minute before trying again."),
     500: ("Something went wrong on our side", "The error has been logged. Please try again in a moment."),
     503: (
@@ -77,7 +89,20 @@ UNAVAILABLE = (
     "The portal is briefly unavailable",
     "We could not reach the database. Nothing of yours was saved: please try again in a few seconds.",
 )
+UNAVAILABLE_LIMITS = (
+    "The portal is briefly unavailable",
+    "We could not check sign-in attempts just now. Nothing of yours was saved: please try again in a few seconds.",
+)
+STORAGE_FULL = (
+    "The portal cannot save right now",
+    "Its storage is full. Nothing of yours was saved: please try again later.",
+)
 RETRY_AFTER_SECONDS = 2
+STORAGE_FULL_RETRY_AFTER_SECONDS = 300
+# SQLite's primary result code for "database or disk is full" (extended codes keep it in the low byte).
+SQLITE_FULL = 13
+# OSError numbers that mean "no space left" (ENOSPC) or "over quota" (EDQUOT).
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 def is_transient_database_error(exc: DBAPIError) -> bool:
@@ -96,9 +121,38 @@ def is_lost_connection(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated) or (isinstance(exc, OperationalError) and exc.statement is None)
 
 
+def is_storage_full(exc: DBAPIError) -> bool:
+    """The database cannot grow: SQLite's SQLITE_FULL ("database or disk is full", its result code,
+    not its text), or PostgreSQL's class 53 "insufficient resources" (disk full, out of memory,
+    too many connections). Nothing was stored; it lasts until someone frees space."""
+    orig = getattr(exc, "orig", None)
+    if type(orig).__module__ == "sqlite3":
+        return (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL
+    return str(getattr(orig, "sqlstate", None) or "").startswith("53")
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """An OSError saying the disk (or the quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+def storage_full_response(what: str):
+    """503 for a database that cannot grow, 507 for files: a clear page, logged as an error (someone
+    must free space), built without touching the database."""
+    current_app.logger.error("storage full (%s) on %s %s", what, request.method, request.endpoint)
+    if what == "database":
+        response = current_app.make_response(error_response(503, *STORAGE_FULL))
+    else:
+        response = current_app.make_response(error_response(507))
+    response.headers["Retry-After"] = str(STORAGE_FULL_RETRY_AFTER_SECONDS)
+    return response
+
+
 def database_failure_response(exc: DBAPIError):
     """The answer when the database refused a statement or a commit: never a bare 500, and built
     without touching the database again (the session has just been rolled back)."""
+    if is_storage_full(exc):
+        return storage_full_response("database")
     transient, lost = is_transient_database_error(exc), is_lost_connection(exc)
     if transient or lost:
         current_app.logger.warning(
@@ -147,9 +201,21 @@ def error_response(code: int, title: str | None = None, detail: str | None = Non
         return renderer(code, detail or f"{title}. {text}")
     if wants_json():
         return jsonify(error={"status": code, "title": title, "detail": detail or text}), code
+    if code >= 500:
+        _forget_the_user()
     return render_template(
         "errors/error.html", code=code, title=title, text=detail or text, bare_layout=code >= 500
     ), code
+
+
+def _forget_the_user() -> None:
+    """A 5xx page never asks the database (it may be what failed): for the rest of this request the
+    user is anonymous, so neither the page's context processors (``can``) nor the after_request
+    hooks load the signed-in user's expired row again and fail into Werkzeug's bare 500. Only this
+    response is affected; the session cookie, and so the sign-in, are untouched."""
+    login_manager = getattr(current_app, "login_manager", None)
+    if login_manager is not None:
+        g._login_user = login_manager.anonymous_user()
 
 
 def unauthorized_response():
@@ -196,6 +262,23 @@ def register_errorhandlers(app: Flask) -> None:
     def database_error(exc: DBAPIError):
         db.session.rollback()
         return database_failure_response(exc)
+
+    @app.errorhandler(OSError)
+    def os_error(exc: OSError):
+        db.session.rollback()
+        if is_out_of_space(exc):  # e.g. a request body spooled to a full temporary directory
+            return storage_full_response("files")
+        return unhandled(exc)
+
+    @app.errorhandler(StorageError)
+    def rate_limit_storage_error(exc: StorageError):
+        # The rate-limit counters (instance/ratelimit.db or Redis) cannot be read or written: refuse
+        # for now rather than let unlimited attempts through, and say so plainly.
+        db.session.rollback()
+        app.logger.warning("rate-limit storage unavailable on %s %s", request.method, request.endpoint)
+        response = current_app.make_response(error_response(503, *UNAVAILABLE_LIMITS))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):

@@ -1,7 +1,15 @@
-"""Logging that carries a request id and never the request's body or query string."""
+"""Logging that carries a request id and never the request's body or query string.
 
+``LOG_FORMAT=json`` writes one JSON object per line (time in UTC, level, logger, message, request
+id; the exception's type and traceback when there is one), for a log shipper. Messages are the
+portal's own (ids, kinds, counts: never PHI, see docs/security.md); JSON escaping keeps a stray
+line break inside a message from forging a second log line.
+"""
+
+import json
 import logging
 import uuid
+from datetime import UTC, datetime
 
 from flask import Flask, g, has_request_context, request
 
@@ -12,10 +20,30 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """One line of JSON per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
 def configure_logging(app: Flask) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    if app.config.get("LOG_FORMAT") == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     logger = logging.getLogger("portal")
     logger.handlers[:] = [handler]
     logger.setLevel(app.config["LOG_LEVEL"])

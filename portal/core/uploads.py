@@ -4,6 +4,7 @@ A stored file whose database row never commits is deleted again: the document st
 is told about each new file, and a session rollback removes those files.
 """
 
+import errno
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 
-from portal.core.errors import UserError
+from portal.core.errors import InsufficientStorage, UserError, is_out_of_space
 from portal.core.phi import FileTooLargeError, documents
 from portal.extensions import db
 
@@ -34,6 +35,10 @@ _PENDING_KEY = "phi_new_documents"
 
 class UploadError(UserError):
     """A user-facing reason to refuse an upload; names the file, never its contents."""
+
+
+class StorageFull(UploadError, InsufficientStorage):
+    """The document store's disk is full: 507, and the form comes back (files to choose again)."""
 
 
 @dataclass
@@ -105,6 +110,16 @@ def store(upload: CheckedUpload, document_id: uuid.UUID, patient_id: uuid.UUID) 
         size = documents().save(document_id, patient_id, upload.storage.stream, max_bytes=per_file)
     except FileTooLargeError:
         raise UploadError(f"“{upload.filename}” is larger than {per_file // MB} MB.") from None
+    except OSError as exc:
+        if not is_out_of_space(exc):
+            raise
+        # The partial file is gone already (DocumentStore._write); files stored earlier in this
+        # request go with the rollback. Logged without the file's name (it may name the patient).
+        current_app.logger.error("document store full: an upload was refused (%s)", errno.errorcode.get(exc.errno))
+        raise StorageFull(
+            "The portal's storage is full, so your attachments could not be saved and nothing was sent. "
+            "What you typed is still here: please try again later, choosing the files again."
+        ) from None
     db.session.info.setdefault(_PENDING_KEY, []).append(document_id)
     return size
 

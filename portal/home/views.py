@@ -2,10 +2,8 @@
 
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.core.permissions import Permission, Role, public, requires
-from portal.extensions import db
 from portal.home.queries import staff_today
 from portal.referrals.lifecycle import Status
 
@@ -36,6 +34,6 @@ def staff():
 @bp.get("/healthz")
 @public
 def health():
-    """Liveness and database reachability for the load balancer."""
-    db.session.execute(select(1))
-    return {"status": "ok"}
+    """Liveness: this process answers. Nothing else (no database, no disk): a database outage must not
+    make a supervisor restart healthy workers. Whether it can serve users is /readyz (portal/ops)."""
+    return {"status": "ok"}, 200, {"Cache-Control": "no-store"}

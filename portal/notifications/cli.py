@@ -39,8 +39,11 @@ def work(once: bool, poll: float | None):
     totals = worker.run(once=once, poll_seconds=poll if poll is not None else cfg["OUTBOX_POLL_SECONDS"], stop=stop)
     click.echo(
         f"outbox worker {worker.name}: {totals.sent} sent, {totals.retried} to retry, {totals.dead} dead"
-        + (f"; server unavailable ({totals.unavailable}), messages wait" if totals.unavailable else "")
+        + (f"; server unavailable ({totals.unavailable}), messages retry later" if totals.unavailable else "")
     )
+    if once and totals.unavailable and not totals.sent:
+        # cron and monitoring must see it: nothing could be delivered, the mail server is away.
+        raise click.ClickException(f"nothing delivered: {worker.transport.describe()} is unavailable")
 
 
 @outbox_group.command("digest")

@@ -1,7 +1,8 @@
 """Where e-mail goes: an SMTP server, or (in development) .eml files under instance/outbox/.
 
 Failures are sorted into three kinds, because each asks for a different response:
-``Unavailable`` (no server to talk to: nothing was attempted, the messages just wait),
+``Unavailable`` (no server to talk to, or no session with it: nothing was sent; the worker
+counts a failed attempt for every message it holds and backs them off, see worker.py),
 ``DeliveryError(permanent=False)`` (a 4xx reply, a time-out or a dropped connection
 during one message: retry that message later) and ``DeliveryError(permanent=True)``
 (a 5xx reply: the server will never take it; dead-letter it).

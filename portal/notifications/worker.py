@@ -167,21 +167,27 @@ class Worker:
         if not messages:
             return result
         try:
-            for message in messages:
+            for position, message in enumerate(messages):
                 try:
                     self._deliver(message, token, result)
                 except Unavailable as exc:
+                    # No server to talk to: a failed attempt for this message and every one still
+                    # claimed (counted, last_error, back-off), so an outage shows in /admin/outbox and
+                    # in the metrics, retries spread out, and a long one ends in dead letters.
                     result.unavailable = str(exc)
+                    reason = f"unavailable: {exc}"[:255]  # last_error is String(255); an SMTP reply may be long
+                    for waiting in messages[position:]:
+                        self._fail(waiting, token, result, reason, permanent=False)
                     break
         finally:
             result.released = self.release(token)
             self.transport.close()
         if result.unavailable:
             log.warning(
-                "outbox: %s is unavailable (%s); %d message(s) wait",
+                "outbox: %s is unavailable (%s); %d message(s) will be retried with back-off",
                 self.transport.describe(),
                 result.unavailable,
-                result.released,
+                result.retried + result.dead,
             )
         return result
 
@@ -255,8 +261,8 @@ class Worker:
                 totals.unavailable = result.unavailable
                 if once:
                     break
-                # The server is down: wait longer each time (up to 5 minutes), without
-                # spending any message's attempts.
+                # The server is down: each message has spent an attempt and waits its back-off;
+                # this worker also waits longer each time (up to 5 minutes) before looking again.
                 stop.wait(backoff.failed())
                 continue
             backoff.succeeded()

@@ -128,14 +128,18 @@ def test_dropped_connection_is_retried_and_the_rest_of_the_batch_still_goes(db, 
     assert second.state is OutboxState.SENT
 
 
-def test_server_down_messages_wait_without_spending_attempts_then_go(db, fast_policy):
+def test_server_down_is_a_failed_attempt_then_the_messages_go_after_their_back_off(db, fast_policy):
+    """Issue 19: an unreachable server counts an attempt (with last_error and back-off) for every
+    claimed message, so an outage shows in /admin/outbox and the metrics (docs/operations.md)."""
     messages = queue(db, 3)
     port = free_port()  # nothing listens here yet
     result = Worker(SmtpTransport("127.0.0.1", port, security="none", timeout=1), fast_policy).run(once=True)
-    assert result.unavailable and result.sent == 0
+    assert result.unavailable and result.sent == 0 and result.retried == 3
     for m in messages:
         db.session.refresh(m)
-        assert (m.state, m.attempts, m.claimed_by) == (OutboxState.PENDING, 0, None)
+        assert (m.state, m.attempts, m.claimed_by) == (OutboxState.PENDING, 1, None)
+        assert m.last_error == "unavailable: ConnectionRefusedError"
+    make_due(db)
 
     from tests.notifications.conftest import SmtpServer
 

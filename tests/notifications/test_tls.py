@@ -11,8 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import update
 
-from portal.notifications.models import OutboxState
+from portal.core.time import now_utc
+from portal.notifications.models import OutboxMessage, OutboxState
 from portal.notifications.services import enqueue
 from portal.notifications.transports import SmtpTransport
 from portal.notifications.worker import Worker
@@ -115,7 +117,8 @@ def test_delivers_over_tls_with_a_login(db, tls_server, certificate, fast_policy
     assert message.state is OutboxState.SENT
 
 
-def test_wrong_password_or_untrusted_certificate_means_wait(db, tls_server, certificate, fast_policy):
+def test_wrong_password_or_untrusted_certificate_is_a_failed_attempt(db, tls_server, certificate, fast_policy):
+    """Issue 19: no session with the server is a failed attempt (counted, last_error, back-off)."""
     security, port, mailbox = tls_server
     message = enqueue("a@example.com", "mfa_reset")
     db.session.commit()
@@ -129,9 +132,13 @@ def test_wrong_password_or_untrusted_certificate_means_wait(db, tls_server, cert
         ssl_context=client_context(certificate),
     )
     untrusted = SmtpTransport("127.0.0.1", port, security=security, username=USER, password=PASSWORD, timeout=5)
-    for transport in (wrong, untrusted):
+    for attempts, transport in enumerate((wrong, untrusted), start=1):
         result = Worker(transport, fast_policy).run(once=True)
         assert result.unavailable and result.sent == 0
         db.session.refresh(message)
-        assert (message.state, message.attempts) == (OutboxState.PENDING, 0)
+        assert (message.state, message.attempts) == (OutboxState.PENDING, attempts)
+        assert message.last_error.startswith("unavailable: ")
+        # Its back-off has passed: the next worker takes it again.
+        db.session.execute(update(OutboxMessage).values(next_attempt_at=now_utc() - timedelta(seconds=1)))
+        db.session.commit()
     assert mailbox.messages == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import click
 from flask import current_app
@@ -11,7 +12,7 @@ from sqlalchemy import inspect as sa_inspect
 from tqdm import tqdm
 
 from portal.core.phi import keyfile
-from portal.core.phi.documents import DocumentStore
+from portal.core.phi.documents import DocumentStore, Survey
 from portal.core.phi.errors import PhiError
 from portal.core.phi.kek import LocalKeyEncryptionKey
 from portal.core.phi.keyring import BLIND, DATA, RETIRED, Keyring
@@ -160,16 +161,48 @@ def status() -> None:
         counts = ", ".join(f"key {kid}: {n}" for kid, n in s.counts.items()) or "no values"
         label = f"documents under {s.column}" if s.kind == "files" else f"{s.table}.{s.column}"
         click.echo(f"  {label:<46} {s.kind:<12} {counts}")
+    docs = _documents(state)
+    if docs is not None:
+        _echo_unreferenced(_survey(docs))
     for warning in _unmapped_columns():
         click.echo(f"  WARNING: {warning}")
 
 
 def _full_status(state: PhiState) -> list[ColumnStatus]:
+    """Per column and, for documents, per key: documents a row refers to, or too new to tell; never
+    orphans (nothing can reach them; `flask phi sweep` removes them), so one never blocks `phi retire`."""
     report = column_status(db.session, _models())
     docs = _documents(state)
     if docs is not None:
-        report.append(ColumnStatus("documents", str(docs.root), "files", dict(docs.key_counts())))
+        survey = _survey(docs)
+        report.append(ColumnStatus("documents", str(docs.root), "files", dict(docs.key_counts(survey.live))))
     return report
+
+
+def _survey(docs: DocumentStore) -> Survey:
+    cfg = current_app.config
+    return docs.survey(
+        db.session.connection(),
+        db.Model.registry,
+        now=time.time(),
+        temp_max_age=cfg.get("UPLOAD_TEMP_MAX_AGE_MINUTES", 60) * 60,
+        grace=cfg.get("UPLOAD_ORPHAN_GRACE_HOURS", 24) * 3600,
+    )
+
+
+def _echo_unreferenced(survey: Survey) -> None:
+    click.echo(
+        f"  {'orphaned documents (no row refers to them)':<46} {'files':<12} {len(survey.orphans)}"
+        + (f"; {len(survey.pending)} newer, their upload may still commit" if survey.pending else "")
+    )
+    click.echo(
+        f"  {'temporary upload files':<46} {'files':<12} {len(survey.stale_temp)} stale"
+        + (f", {len(survey.fresh_temp)} being written" if survey.fresh_temp else "")
+    )
+    for path in survey.unknown:
+        click.echo(f"  WARNING: {path} is not a document this store wrote; left alone")
+    if survey.orphans or survey.stale_temp:
+        click.echo("  Remove them with `flask phi sweep` (try --dry-run first).")
 
 
 def _unmapped_columns() -> list[str]:
@@ -204,13 +237,22 @@ def rotate(batch_size: int, files: bool) -> None:
         for m in models:  # beside a running portal: each batch takes SQLite's writer lock up front
             rotate_model(db.session, m, keyring, batch_size=batch_size, advance=bar.update, result=result)
     docs = _documents(state)
+    skipped = 0
     if files and docs is not None:
-        for path in tqdm(list(docs.files()), unit="file", desc="documents"):
-            result.files += docs.rekey(path)
+        survey = _survey(docs)  # orphans are garbage for `phi sweep`, not documents to re-key
+        db.session.rollback()
+        skipped = len(survey.orphans)
+        for path in tqdm(survey.live, unit="file", desc="documents"):
+            try:
+                result.files += docs.rekey(path)
+            except FileNotFoundError:  # swept or rolled back meanwhile
+                continue
     click.echo(
         f"Re-encrypted {result.fields} values and {result.indexes} blind indexes in {result.rows} rows; "
         f"{result.files} documents re-keyed; {result.conflicts} rows changed meanwhile (rerun to finish)."
     )
+    if skipped:
+        click.echo(f"Skipped {skipped} orphaned documents no row refers to (`flask phi sweep` removes them).")
     if result.failures:
         for failure in result.failures:
             click.echo(f"  FAILED {failure}", err=True)
