@@ -35,6 +35,9 @@ DEFAULTS = {
     "MFA_MAX_FAILURES": 5,
     "MFA_REMEMBER_DAYS": 30,  # 0 turns "remember this browser" off; at most 30
     "OIDC_HTTP_TIMEOUT": 10,
+    # Single sign-on (portal/sso/domains.py): the practice's own e-mail domains, comma-separated; no partner
+    # organization's provider may claim them (the domains of staff and admin addresses are refused too).
+    "PRACTICE_EMAIL_DOMAINS": "",
     # FHIR API (portal/api): access-token lifetime, longest client-assertion lifetime, JWKS URL fetches.
     "API_TOKEN_SECONDS": 300,
     "API_ASSERTION_MAX_SECONDS": 300,

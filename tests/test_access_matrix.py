@@ -83,6 +83,48 @@ MATRIX = {
     "sso.start": ("GET", "/auth/sso", {"anonymous": 200, "*": 302}),
     "sso.callback": ("GET", "/auth/sso/callback?code=x&state=forged", {"*": 400}),
     "sso.configure": ("GET", "/admin/organizations/{org_b}/sso", {"anonymous": LOGIN, "admin": 200, "*": 403}),
+    # Single sign-on (issue 18). Organization B has no provider: its tests and bindings are a 404 to an
+    # admin; a partner admin's pages are their own organization's only (tests/sso/test_settings.py).
+    "sso.signed_out": ("GET", "/auth/sso/signed-out", {"*": 200}),
+    "sso.backchannel_logout": ("POST", "/auth/sso/backchannel-logout", {"*": 400}),  # no logout token
+    "sso.test_connection": (
+        "POST",
+        "/admin/organizations/{org_b}/sso/test",
+        {"anonymous": LOGIN, "admin": 404, "*": 403},
+    ),
+    "sso.test_sign_in": (
+        "POST",
+        "/admin/organizations/{org_b}/sso/test-sign-in",
+        {"anonymous": LOGIN, "admin": 404, "*": 403},
+    ),
+    "sso.confirm_domain": (
+        "POST",
+        "/admin/organizations/{org_b}/sso/domains/b.example/confirm",
+        {"anonymous": LOGIN, "admin": 422, "*": 403},  # not one of its domains
+    ),
+    "sso.users": ("GET", "/admin/organizations/{org_b}/sso/users", {"anonymous": LOGIN, "admin": 200, "*": 403}),
+    "sso.unlink": (
+        "POST",
+        "/admin/organizations/{org_b}/sso/users/{user_b}/unlink",
+        {"anonymous": LOGIN, "admin": 404, "*": 403},
+    ),
+    "sso.partner_settings": ("GET", "/partner/sso", {"anonymous": LOGIN, "partner_admin_a": 200, "*": 403}),
+    "sso.partner_test_connection": (
+        "POST",
+        "/partner/sso/test",
+        {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403},
+    ),
+    "sso.partner_test_sign_in": (
+        "POST",
+        "/partner/sso/test-sign-in",
+        {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403},
+    ),
+    "sso.partner_users": ("GET", "/partner/sso/users", {"anonymous": LOGIN, "partner_admin_a": 200, "*": 403}),
+    "sso.partner_unlink": (
+        "POST",
+        "/partner/sso/users/{user_b}/unlink",
+        {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403},  # another organization's account
+    ),
     "referrals.home": ("GET", "/partner/", {"anonymous": LOGIN, "staff": 403, "admin": 403, "*": 200}),
     "partners.users": ("GET", "/partner/users", {"anonymous": LOGIN, "partner_admin_a": 200, "*": 403}),
     "partners.deactivate_user": (

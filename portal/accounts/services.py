@@ -1,6 +1,7 @@
 """Sign-in, lockout, invitations, password reset and account lifecycle."""
 
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
@@ -27,6 +28,15 @@ class AccountError(UserError):
     """A user-facing refusal; the message is safe to show."""
 
 
+# A password_hash beginning with this is no Argon2 hash, so no password verifies against it: the
+# account signs in another way (portal/sso activates invited accounts with "!sso").
+UNUSABLE_PREFIX = "!"
+
+
+def has_usable_password(user: User) -> bool:
+    return user.password_hash is not None and not user.password_hash.startswith(UNUSABLE_PREFIX)
+
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 
@@ -42,7 +52,7 @@ def authenticate(email: str, password: str) -> User | None:
     verification and produce the same result, so neither message nor timing tells them apart.
     """
     user = find_user_by_email(email)
-    ok = verify_password(user.password_hash if user else None, password)
+    ok = verify_password(user.password_hash if user and has_usable_password(user) else None, password)
     if user is None:
         record_access(AuditAction.LOGIN_FAILED, reason="unknown_account")
         return None
@@ -178,6 +188,8 @@ def request_password_reset(email: str) -> None:
     user = find_user_by_email(email)
     if user is None or not user.is_active:
         return
+    if user.organization is not None and user.organization.is_sso_only:
+        return  # no portal password to reset: the sign-in page points them to single sign-on
     link = issue_link(user, TokenPurpose.PASSWORD_RESET)
     enqueue(user.email, "password_reset", link=link, minutes=current_app.config["RESET_TTL_MINUTES"])
     record(AuditAction.PASSWORD_RESET_REQUESTED, actor=user, obj=user)
@@ -204,6 +216,21 @@ def invite_user(
             raise AccountError("An account with this e-mail address already exists.", field="email")
         _notify_admins_of_conflict(inviter, existing)
         return None
+    sign_in = _single_sign_on(email)
+    if sign_in is not None and (organization is None or sign_in.organization_id != organization.id):
+        raise AccountError(
+            f"Addresses at {email.rpartition('@')[2]} sign in through another organization's single sign-on; "
+            "invite them there, or use another address.",
+            field="email",
+        )
+    if organization is not None and organization.is_sso_only:
+        if sign_in is None:
+            raise AccountError(
+                f"{organization.name} signs in with single sign-on only: invite an address in one of its verified "
+                "domains.",
+                field="email",
+            )
+        return _invite_to_single_sign_on(inviter, email, full_name, role, organization, npi, sign_in.label)
     user = User(
         email=email,
         full_name=full_name.strip(),
@@ -223,6 +250,50 @@ def invite_user(
         hours=current_app.config["INVITE_TTL_HOURS"],
     )
     record(AuditAction.USER_INVITED, actor=inviter, obj=user, role=role.value)
+    return user
+
+
+@dataclass(frozen=True)
+class _SingleSignOn:
+    organization_id: int
+    label: str
+
+
+def _single_sign_on(email: str) -> _SingleSignOn | None:
+    """The organization whose enabled provider vouches for the address's verified domain, if any.
+    The tables are read by name: single sign-on sits above accounts and must not be imported."""
+    domains, providers = db.metadata.tables["sso_domains"], db.metadata.tables["oidc_providers"]
+    organizations = db.metadata.tables["organizations"]
+    row = db.session.execute(
+        select(providers.c.organization_id, providers.c.display_name, organizations.c.name)
+        .join(domains, domains.c.provider_id == providers.c.id)
+        .join(organizations, organizations.c.id == providers.c.organization_id)
+        .where(
+            domains.c.domain == email.rpartition("@")[2],
+            domains.c.verified_at.is_not(None),
+            providers.c.is_enabled.is_(True),
+        )
+    ).first()
+    if row is None:
+        return None
+    return _SingleSignOn(row.organization_id, row.display_name or f"{row.name} sign-in")
+
+
+def _invite_to_single_sign_on(inviter: User, email: str, full_name: str, role: Role, organization, npi, label: str):
+    """No password and no link to set one: the e-mail tells the person to sign in with their
+    organization's provider, and the first sign-in there activates the account."""
+    user = User(email=email, full_name=full_name.strip(), role=role, npi=npi or None, organization_id=organization.id)
+    db.session.add(user)
+    db.session.flush()
+    enqueue(
+        email,
+        "invite_sso",
+        link=external_url("sso.start"),
+        inviter=inviter.full_name,
+        organization=organization.name,
+        provider=label,
+    )
+    record(AuditAction.USER_INVITED, actor=inviter, obj=user, role=role.value, sso=True)
     return user
 
 

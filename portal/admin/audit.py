@@ -56,4 +56,11 @@ def csv_rows(query: Select, limit: int = 100_000):
             e.patient_id or "",
             e.request_id or "",
             e.ip_address or "",
+            reason_of(e),
         )
+
+
+def reason_of(event: AuditEvent) -> str:
+    """Why a sign-in (password, SSO, second factor) or a token was refused: a short code, never PHI."""
+    reason = (event.detail or {}).get("reason")
+    return str(reason)[:64] if reason else ""

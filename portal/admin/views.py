@@ -145,8 +145,17 @@ def audit():
         )
         return csv_download(
             "audit",
-            ["id", "seq", "time", "actor", "action", "object_type", "object_id", "patient_id", "request_id", "ip"],
+            [
+                *("id", "seq", "time", "actor", "action", "object_type", "object_id"),
+                *("patient_id", "request_id", "ip", "reason"),
+            ],
             audit_viewer.csv_rows(query),
         )
     page = paginate(query, NEWEST_FIRST, listing="audit", cursor=cursor_arg(), per_page=per_page_arg(), scalars=False)
-    return render_template("admin/audit.html", page=page, filters=filters, actions=sorted(a.value for a in AuditAction))
+    return render_template(
+        "admin/audit.html",
+        page=page,
+        filters=filters,
+        actions=sorted(a.value for a in AuditAction),
+        reason_of=audit_viewer.reason_of,
+    )

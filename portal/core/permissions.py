@@ -33,6 +33,7 @@ class Permission(enum.StrEnum):
     ACCOUNT_MANAGE = "account:self:manage"
     PARTNER_HOME = "partner:home:view"
     PARTNER_USERS_MANAGE = "partner:users:manage"
+    PARTNER_SSO_MANAGE = "partner:sso:manage"  # their own organization's single sign-on
     STAFF_HOME = "staff:home:view"
     ADMIN_HOME = "admin:home:view"
     ORGANIZATIONS_MANAGE = "admin:organizations:manage"
@@ -73,7 +74,7 @@ _STAFF = {
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.PARTNER: frozenset(_PARTNER),
-    Role.PARTNER_ADMIN: frozenset(_PARTNER | {Permission.PARTNER_USERS_MANAGE}),
+    Role.PARTNER_ADMIN: frozenset(_PARTNER | {Permission.PARTNER_USERS_MANAGE, Permission.PARTNER_SSO_MANAGE}),
     Role.STAFF: frozenset(_STAFF),
     Role.ADMIN: frozenset(
         _STAFF

@@ -72,6 +72,7 @@ DIGEST = "digest"
 _KINDS = [
     # Security notices: always sent, never held for a digest.
     EmailKind("invite", None, ("link", "inviter", "organization", "hours")),
+    EmailKind("invite_sso", None, ("link", "inviter", "organization", "provider")),  # portal/sso: no password
     EmailKind("password_reset", None, ("link", "minutes")),
     EmailKind("mfa_reset", None),
     EmailKind("mfa_changed", None, ("when", "change")),

@@ -51,6 +51,11 @@ class Organization(PkMixin, TimestampMixin, db.Model):
     # Sign-in policy, set by a practice admin (portal/mfa).
     is_mfa_required: Mapped[bool] = mapped_column(default=False, server_default=false())
     is_device_trust_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Single sign-on (portal/sso keeps them consistent with the organization's provider): its users
+    # sign in only through the provider; the provider's own second factor (its amr claim) may stand
+    # in for the portal's, except where passkeys are required.
+    is_sso_only: Mapped[bool] = mapped_column(default=False, server_default=false())
+    is_idp_mfa_trusted: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     users: Mapped[list["User"]] = relationship("User", back_populates="organization", lazy="raise")
 

@@ -13,6 +13,12 @@ LINK = "http://127.0.0.1:5000/referrals/6f0c1a52-6c59-4a3e-9d8e-1c0f5a0b7e21"
 # One representative context per template: the keys the rest of the portal enqueues.
 CONTEXTS = {
     "invite": {"link": LINK, "inviter": "Avery Admin", "organization": "Lakeside Orthopedics", "hours": 72},
+    "invite_sso": {
+        "link": LINK,
+        "inviter": "Avery Admin",
+        "organization": "Lakeside Orthopedics",
+        "provider": "Lakeside Okta",
+    },
     "password_reset": {"link": LINK, "minutes": 60},
     "invite_conflict": {"inviter": "Pat Partner", "organization": "Lakeside Orthopedics", "link": LINK},
     "mfa_reset": {},

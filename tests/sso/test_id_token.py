@@ -12,6 +12,7 @@ from portal.sso.oidc import OidcError, used_mfa, validate_id_token
 ISSUER = "https://login.hospital.test"
 CLIENT = "portal-client"
 NONCE = "n-0S6_WzA2Mj"
+WANTED = ("email", "email_verified", "name")
 
 PROVIDER_KEY = RSAKey.generate_key(2048, parameters={"kid": "provider-1", "alg": "RS256", "use": "sig"})
 PUBLISHED = KeySet.import_key_set({"keys": [PROVIDER_KEY.as_dict(private=False)]})
@@ -137,9 +138,9 @@ def test_userinfo_fills_in_email_only_for_the_same_subject(monkeypatch):
     answers = {"sub": "248289761001", "email": "dr.reyes@hospital.test", "email_verified": True}
     monkeypatch.setattr(oidc, "_get_json", lambda url, token=None: dict(answers))
     bare = claims(email=None, email_verified=None)
-    assert oidc.with_userinfo(bare, meta, "access-token")["email_verified"] is True
+    assert oidc.with_userinfo(bare, meta, "access-token", WANTED)["email_verified"] is True
     answers["sub"] = "someone-else"
     with pytest.raises(OidcError, match="userinfo_sub_mismatch"):
-        oidc.with_userinfo(bare, meta, "access-token")
-    from_token = claims(email="from.token@hospital.test")
-    assert oidc.with_userinfo(from_token, meta, "access-token")["email"] == "from.token@hospital.test"
+        oidc.with_userinfo(bare, meta, "access-token", WANTED)
+    from_token = claims(email="from.token@hospital.test", name="Dr From Token")
+    assert oidc.with_userinfo(from_token, meta, "access-token", WANTED)["email"] == "from.token@hospital.test"
