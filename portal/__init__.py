@@ -59,6 +59,8 @@ def register_blueprints(app: Flask) -> None:
     from portal.auth.views import bp as auth_bp
     from portal.chart.views import bp as chart_bp
     from portal.consent.views import bp as consent_bp
+    from portal.econsent.patient import bp as patient_consent_bp
+    from portal.econsent.views import bp as econsent_bp
     from portal.home.views import bp as home_bp
     from portal.mfa.views import bp as mfa_bp
     from portal.notifications.views import bp as notifications_bp
@@ -85,6 +87,8 @@ def register_blueprints(app: Flask) -> None:
         licensure_bp,
         chart_bp,
         consent_bp,
+        econsent_bp,  # also sets up Flask-Babel (the patient's pages are in English or Spanish)
+        patient_consent_bp,
         progress_bp,
         notifications_bp,
         relationships_bp,

@@ -34,6 +34,10 @@ DEFAULTS = {
     "RESET_TTL_MINUTES": 60,
     "MFA_MAX_FAILURES": 5,
     "MFA_REMEMBER_DAYS": 30,  # 0 turns "remember this browser" off; at most 30
+    # Patients' own consent (portal/econsent): a sign link's days, identity tries, minutes a confirmed identity counts.
+    "PATIENT_LINK_DAYS": 7,
+    "PATIENT_LINK_MAX_FAILURES": 5,
+    "PATIENT_SESSION_MINUTES": 20,
     "OIDC_HTTP_TIMEOUT": 10,
     # Single sign-on (portal/sso/domains.py): the practice's own e-mail domains, comma-separated; no partner
     # organization's provider may claim them (the domains of staff and admin addresses are refused too).

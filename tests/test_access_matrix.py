@@ -281,6 +281,39 @@ MATRIX = {
     "fhir.read_subscription": ("GET", "/fhir/Subscription/00000000-0000-4000-8000-000000000000", BEARER),
     "fhir.delete_subscription": ("DELETE", "/fhir/Subscription/00000000-0000-4000-8000-000000000000", BEARER),
     "fhir.subscription_status": ("GET", "/fhir/Subscription/00000000-0000-4000-8000-000000000000/$status", BEARER),
+    # Patients give their own consent (issue 20). Staff ask and follow; admins edit the wording.
+    "econsent.new_request": ("GET", "/staff/patients/{patient_b}/consent-requests/new", STAFF_ONLY),
+    "econsent.open_requests": ("GET", "/staff/consent-requests", STAFF_ONLY),
+    "econsent.detail": ("GET", "/staff/consent-requests/{consent_request_b}", STAFF_ONLY),
+    "econsent.resend": ("POST", "/staff/consent-requests/{consent_request_b}/resend", STAFF_FORM),
+    "econsent.kiosk": ("POST", "/staff/consent-requests/{consent_request_b}/kiosk", STAFF_FORM),  # not ticked
+    "econsent.cancel": (
+        "POST",
+        "/staff/consent-requests/{consent_request_b}/cancel",
+        {**STAFF_ONLY, "staff": 302, "admin": 302},
+    ),
+    "econsent.copy": (
+        "GET",
+        "/staff/consent-requests/{consent_request_b}/copy",
+        {**STAFF_ONLY, "staff": 404, "admin": 404},  # not signed yet: no copy
+    ),
+    "econsent.texts": ("GET", "/admin/consent-texts", {"anonymous": LOGIN, "admin": 200, "*": 403}),
+    "econsent.edit_text": (
+        "GET",
+        "/admin/consent-texts/progress_updates/es",
+        {"anonymous": LOGIN, "admin": 200, "*": 403},
+    ),
+    # The patient's pages: public, reached only through a link held in the session. Without one (or with a
+    # forged token) every page is a 404, whoever is signed in; tests/econsent/test_links.py walks a real link
+    # and checks that it never opens another request.
+    "patient_consent.open_link": ("GET", "/my-consent/open?t=forged", {"*": 404}),
+    "patient_consent.identity": ("GET", "/my-consent/confirm", {"*": 404}),
+    "patient_consent.sign": ("GET", "/my-consent/sign", {"*": 404}),
+    "patient_consent.done": ("GET", "/my-consent/done", {"*": 404}),
+    "patient_consent.copy": ("GET", "/my-consent/copy.pdf", {"*": 404}),
+    "patient_consent.manage": ("GET", "/my-consent/manage", {"*": 404}),
+    "patient_consent.language": ("POST", "/my-consent/language", {"*": 404}),
+    "patient_consent.finish": ("POST", "/my-consent/finish", {"*": 200}),
 }
 
 
@@ -312,6 +345,7 @@ def world(db, org_a, org_b):
         **_learning(users["partner_b"]),
         **_outcomes(referral_b, users["staff"]),
         "api_client_b": _api_client(org_b, users["admin"]).public_id,
+        "consent_request_b": _consent_request(referral_b, users["staff"]).public_id,
     }
     return users, ids
 
@@ -323,6 +357,24 @@ def _consent(referral):
     from tests.consent.helpers import add_consent
 
     return add_consent(referral, method=Method.SIGNED_FORM, start=date(2020, 1, 1), document=factories.PDF_BYTES)
+
+
+def _consent_request(referral, staff):
+    from portal.econsent import services
+    from portal.econsent.models import Channel, Language, Topic
+    from portal.partners.models import Organization
+
+    request, _ = services.create_request(
+        staff,
+        referral.patient,
+        organization=db.session.get(Organization, referral.organization_id),
+        clinician=None,
+        topics=[Topic.PROGRESS_UPDATES],
+        consent_expires_on=None,
+        channel=Channel.QR,
+        language=Language.ENGLISH,
+    )
+    return request
 
 
 def _update(referral):

@@ -10,6 +10,7 @@ from portal.audit.services import AuditAction, record_access
 from portal.chart.queries import csv_rows, disclosures_of
 from portal.consent import policy
 from portal.consent.forms import RevokeForm, consent_form
+from portal.consent.models import Category
 from portal.consent.services import record_disclosure
 from portal.core.csv import csv_download
 from portal.core.paging import SortKey, cursor_arg, paginate, per_page_arg
@@ -38,7 +39,7 @@ def staff_view(patient_id: uuid.UUID):
         updates=patient_updates(patient.id),
         today=practice_today(),
         consents=policy.current_consents(patient.id),
-        consent_form=consent_form(),
+        consent_form=consent_form(patient),
         outcome_charts=episode_charts(scores_for_patient(current_user, patient.id)),
         update_form=update_form(patient),
         revoke_form=RevokeForm(),
@@ -65,8 +66,13 @@ def partner_view(patient_id: uuid.UUID):
         referrals=patient_referrals(patient, current_user),
         updates=updates,
         outcome_charts=episode_charts(scores),
+        # What the empty states say depends on whether a consent in effect today shares it (issue 15).
+        shares_updates=bool(updates) or any(policy.may_see(current_user, patient.id, c) for c in UPDATE_CATEGORIES),
+        shares_scores=bool(scores) or policy.may_see(current_user, patient.id, Category.OUTCOME_SCORES),
     )
 
+
+UPDATE_CATEGORIES = (Category.PROGRESS_NOTES, Category.DISCHARGE_SUMMARY)
 
 DISCLOSURE_ORDER = (
     SortKey(AuditEvent.occurred_at, lambda row: row[0].occurred_at, descending=True),

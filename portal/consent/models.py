@@ -14,6 +14,14 @@ Consent.patient; grantee organization or clinician -> provision.actor (role IRCP
 expires_on -> provision.period; method + document -> Consent.sourceAttachment;
 recorded_by and recorded_at -> Consent.performer / Consent.dateTime; provision.type is
 always "permit".
+
+A patient may sign (or withdraw) a consent themselves through a one-time link
+(portal/econsent): that version has ``is_by_patient`` set and no staff recorder
+(``recorded_by_id`` NULL), its method is ``patient_esignature`` and its document is the
+signed PDF copy (``document_content_type`` application/pdf). FHIR: Consent.performer is then
+the Patient (else the practice), Consent.sourceAttachment the copy (contentType =
+document_content_type, creation = recorded_at), and the method a coding of the portal's
+``consent-method`` code system (R4 Consent has no element for it: an extension).
 """
 
 import enum
@@ -21,7 +29,7 @@ import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Optional
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, UniqueConstraint, Uuid, event, false, text, update
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid, event, false, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -56,6 +64,8 @@ class Method(enum.StrEnum):
     SIGNED_FORM = "signed_form"
     VERBAL_WITNESSED = "verbal_witnessed"
     ELECTRONIC = "electronic"
+    # The patient signed it themselves through a one-time link (portal/econsent): never a staff choice.
+    PATIENT_ESIGNATURE = "patient_esignature"
 
     @property
     def label(self) -> str:
@@ -63,7 +73,12 @@ class Method(enum.StrEnum):
             "signed_form": "Signed form (uploaded)",
             "verbal_witnessed": "Verbal, with a witness",
             "electronic": "Electronic",
+            "patient_esignature": "Signed by the patient online",
         }[self.value]
+
+    @property
+    def is_staff_choice(self) -> bool:
+        return self is not Method.PATIENT_ESIGNATURE
 
 
 class ConsentStatus(enum.StrEnum):
@@ -111,9 +126,12 @@ class Consent(PkMixin, db.Model):
     method: Mapped[Method] = mapped_column(enum_type(Method, 24))
     witness = encrypted(str, nullable=True)
     document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # encrypted file in the document store
+    document_content_type: Mapped[str | None] = mapped_column(String(64))  # known for generated copies
     status: Mapped[ConsentStatus] = mapped_column(enum_type(ConsentStatus, 16), default=ConsentStatus.ACTIVE)
     change_reason = encrypted(str, nullable=True)  # why this version exists (e.g. revocation reason)
-    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # NULL: the patient's own version
+    # This version was signed or withdrawn by the patient through their own link, not recorded by staff.
+    is_by_patient: Mapped[bool] = mapped_column(default=False, server_default=false())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     # When a newer version of this chain was recorded; NULL on the newest (the consent in force).
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -121,11 +139,18 @@ class Consent(PkMixin, db.Model):
     patient: Mapped["Patient"] = relationship("Patient", lazy="joined")
     grantee_organization: Mapped["Organization"] = relationship("Organization", lazy="joined")
     grantee_user: Mapped[Optional["User"]] = relationship("User", foreign_keys=[grantee_user_id], lazy="joined")
-    recorded_by: Mapped["User"] = relationship("User", foreign_keys=[recorded_by_id], lazy="joined")
+    recorded_by: Mapped[Optional["User"]] = relationship("User", foreign_keys=[recorded_by_id], lazy="joined")
 
     @property
     def categories(self) -> list[Category]:
         return [c for c in Category if getattr(self, f"allows_{c.value}")]
+
+    @property
+    def source_label(self) -> str:
+        """Who made this version: "Signed by the patient" or "Recorded by staff" (or withdrawn)."""
+        if self.is_by_patient:
+            return "Withdrawn by the patient" if self.status is ConsentStatus.REVOKED else "Signed by the patient"
+        return "Recorded by staff"
 
     def is_in_effect(self, on: date) -> bool:
         return (

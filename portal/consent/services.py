@@ -78,8 +78,58 @@ def record_consent(
     return consent
 
 
-def revoke(actor: User, consent: Consent, reason: str) -> Consent:
-    """A new, revoked version: effective at once, the earlier versions kept as they were."""
+def record_patient_consent(
+    actor,
+    patient: Patient,
+    *,
+    organization: Organization,
+    clinician: User | None,
+    categories: list[Category],
+    effective_on: date,
+    expires_on: date | None,
+    document_id: uuid.UUID,
+) -> Consent:
+    """A consent the patient signed themselves (portal/econsent): no staff recorder, the method is the
+    patient's e-signature and the source document is the signed PDF copy already stored."""
+    if not categories:
+        raise ConsentError("Choose at least one kind of information the patient agrees to share.")
+    if expires_on is not None and expires_on < effective_on:
+        raise ConsentError("The expiry date must be on or after the effective date.")
+    if clinician is not None and clinician.organization_id != organization.id:
+        raise ConsentError("The clinician must belong to the chosen organization.")
+    consent = Consent(
+        consent_key=uuid.uuid4(),
+        version=1,
+        patient_id=patient.id,
+        grantee_organization_id=organization.id,
+        grantee_user_id=clinician.id if clinician else None,
+        effective_on=effective_on,
+        expires_on=expires_on,
+        method=Method.PATIENT_ESIGNATURE,
+        recorded_by_id=None,
+        is_by_patient=True,
+        document_id=document_id,
+        document_content_type="application/pdf",
+        **{f"allows_{c.value}": c in categories for c in Category},
+    )
+    consent.public_id = uuid.uuid4()
+    db.session.add(consent)
+    db.session.flush()
+    record(
+        AuditAction.CONSENT_RECORDED,
+        actor=actor,
+        obj=consent,
+        patient_id=patient.public_id,
+        categories=",".join(c.value for c in categories),
+    )
+    return consent
+
+
+def revoke(actor, consent: Consent, reason: str) -> Consent:
+    """A new, revoked version: effective at once, the earlier versions kept as they were.
+
+    ``actor`` is a staff user, or the patient through their own link (an actor with ``is_patient``
+    and no user id): that version is then the patient's own, with no staff recorder."""
     if not reason:
         raise ConsentError("Give the reason for the revocation.")
     newest = db.session.scalar(select(func.max(Consent.version)).where(Consent.consent_key == consent.consent_key))
@@ -90,10 +140,17 @@ def revoke(actor: User, consent: Consent, reason: str) -> Consent:
     copied = {
         c.key: getattr(consent, c.key)
         for c in Consent.__table__.columns
-        if c.key not in ("id", "public_id", "version", "status", "recorded_by_id", "recorded_at")
+        if c.key not in ("id", "public_id", "version", "status", "recorded_by_id", "recorded_at", "is_by_patient")
         and not c.key.endswith("_ct")
     }
-    revoked = Consent(**copied, version=consent.version + 1, status=ConsentStatus.REVOKED, recorded_by_id=actor.id)
+    by_patient = bool(getattr(actor, "is_patient", False))
+    revoked = Consent(
+        **copied,
+        version=consent.version + 1,
+        status=ConsentStatus.REVOKED,
+        recorded_by_id=None if by_patient else actor.id,
+        is_by_patient=by_patient,
+    )
     revoked.public_id = uuid.uuid4()
     revoked.witness = consent.witness
     revoked.change_reason = reason

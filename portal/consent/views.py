@@ -31,11 +31,17 @@ def _chart(patient):
 @requires(Permission.INTAKE_WORK)
 def record_consent(patient_id: uuid.UUID):
     patient = get_patient_or_404(current_user, patient_id)
-    form = consent_form()
+    form = consent_form(patient)
     status = 422
     if form.validate_on_submit():
         organization, clinician = selected_grantee(form.organization.data, form.clinician.data)
         try:
+            if organization is not None and form.needs_confirmation(organization):
+                raise services.ConsentError(
+                    f"{organization.name} never referred this patient. Choose the referring organization, "
+                    "or tick the box to confirm that the patient asked to share with this one.",
+                    field="confirm_organization",
+                )
             services.record_consent(
                 current_user,
                 patient,
@@ -49,7 +55,10 @@ def record_consent(patient_id: uuid.UUID):
                 document=request.files.get(form.document.name),
             )
         except UserError as exc:  # the consent's rules, or the signed form's upload
-            form.form_errors.append(exc.message)
+            if exc.field == "confirm_organization":
+                form.confirm_organization.errors = [exc.message]
+            else:
+                form.form_errors.append(exc.message)
             status = exc.status
         else:
             flash(f"Consent recorded: shared with {organization.name}.", "success")

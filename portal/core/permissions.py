@@ -52,6 +52,7 @@ class Permission(enum.StrEnum):
     STORIES_WRITE = "staff:stories:manage"
     INSTRUMENTS_MANAGE = "admin:instruments:manage"
     API_CLIENTS_MANAGE = "admin:api-clients:manage"
+    CONSENT_TEXTS_MANAGE = "admin:consent-texts:manage"
 
 
 _PARTNER = {
@@ -87,6 +88,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.OUTBOX_MANAGE,
             Permission.INSTRUMENTS_MANAGE,
             Permission.API_CLIENTS_MANAGE,
+            Permission.CONSENT_TEXTS_MANAGE,
         }
     ),
 }

@@ -80,6 +80,9 @@ _KINDS = [
     EmailKind("new_sign_in", None, ("when", "ip")),
     EmailKind("password_changed", None, ("when",)),
     EmailKind("invite_conflict", None, ("inviter", "organization", "link")),
+    # To a patient (portal/econsent): always sent, no account, nothing about the patient but a link.
+    EmailKind("patient_consent_request", None, ("link", "days")),
+    EmailKind("patient_consent_copy", None, ("link",)),
     # Non-essential notices.
     EmailKind("referral_thanks", Category.REFERRAL_UPDATES, ("reference", "link", "clinician_name")),
     EmailKind("referral_welcome", Category.REFERRAL_UPDATES, ("reference", "link", "clinician_name")),

@@ -21,6 +21,8 @@ CONTEXTS = {
     },
     "password_reset": {"link": LINK, "minutes": 60},
     "invite_conflict": {"inviter": "Pat Partner", "organization": "Lakeside Orthopedics", "link": LINK},
+    "patient_consent_request": {"link": LINK, "days": 7},
+    "patient_consent_copy": {"link": LINK},
     "mfa_reset": {},
     "mfa_changed": {"when": "26 Nov 2026 09:14 UTC", "change": "enrolled"},
     "new_sign_in": {"when": "26 Nov 2026 09:14 UTC", "ip": "203.0.113.9"},

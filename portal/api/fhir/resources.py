@@ -22,6 +22,7 @@ from portal.api.fhir import (
     OBSERVATION_CATEGORY,
     PATIENT_IDENTIFIER,
     PHASE,
+    PORTAL_SYSTEM,
     REFERENCE,
     REFERRAL_STATUS,
     SERVICE,
@@ -437,7 +438,35 @@ def consent(item: Consent) -> dict:
         "organization": [practice_ref()],
         "policyRule": {"coding": [{"system": V3_ACT_CODE, "code": "OPTIN", "display": "opt-in"}]},
         "provision": provision,
+        **consent_source(item),
     }
+
+
+# How a consent was obtained (R4 Consent has no element for it): the portal's consent-method codes.
+CONSENT_METHOD = PORTAL_SYSTEM + "consent-method"
+CONSENT_METHOD_EXTENSION = "https://fhir.referral-portal.example/StructureDefinition/consent-method"
+
+
+def consent_source(item: Consent) -> dict:
+    """Who gave the consent (the patient through their own link, else the practice recorded it), how,
+    and its source document (portal/econsent). The document is described, not embedded or linked: the
+    patient's signed copy carries their own link to see or withdraw the consent, which is nobody else's."""
+    source = {
+        "extension": [
+            {
+                "url": CONSENT_METHOD_EXTENSION,
+                "valueCoding": {"system": CONSENT_METHOD, "code": item.method.value, "display": item.method.label},
+            }
+        ],
+    }
+    patient = {"reference": f"Patient/{item.patient.public_id}", "type": "Patient"}
+    source["performer"] = [patient if item.is_by_patient else practice_ref()]
+    if item.document_id is not None:
+        attachment = {"title": f"{item.method.label}: the signed document, kept by the practice"}
+        if item.document_content_type:
+            attachment["contentType"] = item.document_content_type
+        source["sourceAttachment"] = attachment
+    return source
 
 
 def searchset(base: str, resources: list[dict], total: int | None, self_url: str, next_url: str | None) -> dict:
