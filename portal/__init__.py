@@ -99,6 +99,9 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(bp)
     app.register_blueprint(fhir_bp)  # FHIR API and SMART discovery (bearer tokens; CSRF-exempt)
+    from portal.design.views import init_app as design_page
+
+    design_page(app)  # the design system's component page: debug and test runs only (portal/design)
 
 
 def register_security(app: Flask) -> None:

@@ -141,10 +141,21 @@ MATRIX = {
     "admin.organizations": ("GET", "/admin/organizations", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "admin.organization": ("GET", "/admin/organizations/{org_b}", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "admin.users": ("GET", "/admin/users", {"anonymous": LOGIN, "admin": 200, "*": 403}),
+    # The design system's component page (issue 15): debug and test runs only, for administrators.
+    "design.components": ("GET", "/admin/design/", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "admin.deactivate_user": ("POST", "/admin/users/{user_b}/deactivate", {"anonymous": LOGIN, "admin": 302, "*": 403}),
     "admin.reactivate_user": ("POST", "/admin/users/{user_b}/reactivate", {"anonymous": LOGIN, "admin": 302, "*": 403}),
+    # Resending an invitation (issue 15): someone who already has a password is told so (302 with a message).
+    "admin.resend_invitation": ("POST", "/admin/users/{user_b}/resend", {"anonymous": LOGIN, "admin": 302, "*": 403}),
+    "partners.resend_invitation": (
+        "POST",
+        "/partner/users/{user_b}/resend",
+        {"anonymous": LOGIN, "partner_admin_a": 404, "*": 403},
+    ),
     "notifications.preferences": ("GET", "/account/notifications", {"anonymous": LOGIN, "*": 200}),
     "notifications.outbox": ("GET", "/admin/outbox", {"anonymous": LOGIN, "admin": 200, "*": 403}),
+    # One-click unsubscribe (issue 15): public, the signed token is the authority; a forged one is a 404.
+    "notifications.unsubscribe": ("GET", "/unsubscribe/forged", {"*": 404}),
     "notifications.retry": (
         "POST",
         "/admin/outbox/00000000-0000-4000-8000-000000000000/retry",
@@ -233,6 +244,13 @@ MATRIX = {
     # Outcomes (issue 6): scores, instruments, reports. A partner's report is always their own organization's.
     "outcomes.episode_scores": ("GET", "/staff/episodes/{referral_b}/scores", STAFF_ONLY),
     "outcomes.delete_score": ("POST", "/staff/scores/{score_b}/delete", {**STAFF_ONLY, "staff": 302, "admin": 302}),
+    # Removing a score asks first, and can be undone for a while (issue 15); an unknown removal is a 404.
+    "outcomes.confirm_delete_score": ("GET", "/staff/scores/{score_b}/delete", STAFF_ONLY),
+    "outcomes.undo_score_removal": (
+        "POST",
+        "/staff/episodes/{referral_b}/removals/00000000-0000-4000-8000-000000000000/undo",
+        {**STAFF_ONLY, "staff": 404, "admin": 404},
+    ),
     "outcomes.instruments": ("GET", "/admin/instruments", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "outcomes.instrument": ("GET", "/admin/instruments/{instrument}", {"anonymous": LOGIN, "admin": 200, "*": 403}),
     "outcomes.partner_report_page": ("GET", "/partner/report", PARTNERS_ONLY),

@@ -253,6 +253,26 @@ def invite_user(
     return user
 
 
+def resend_invitation(inviter: User, user: User) -> None:
+    """A new invitation link for someone who has not accepted yet (issue 15): the earlier link dies.
+    The caller reached ``user`` through the scoped query (a partner admin: their colleagues only)."""
+    if user.password_hash or not user.is_enabled:
+        raise AccountError(f"{user.full_name} has no invitation waiting: nothing to resend.")
+    organization = user.organization
+    if organization is not None and organization.is_sso_only:
+        raise AccountError(f"{organization.name} signs in with single sign-on: there is no invitation link to resend.")
+    link = issue_link(user, TokenPurpose.INVITE)
+    enqueue(
+        user.email,
+        "invite",
+        link=link,
+        inviter=inviter.full_name,
+        organization=organization.name if organization else current_app.config["PORTAL_NAME"],
+        hours=current_app.config["INVITE_TTL_HOURS"],
+    )
+    record(AuditAction.USER_INVITED, actor=inviter, obj=user, role=Role(user.role).value, resent="yes")
+
+
 @dataclass(frozen=True)
 class _SingleSignOn:
     organization_id: int

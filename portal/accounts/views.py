@@ -19,3 +19,14 @@ def set_enabled_and_return(user_id: uuid.UUID, enabled: bool, back: str):
     except UserError as exc:
         flash(exc.message, "error")
     return redirect(url_for(back))
+
+
+def resend_invitation_and_return(user_id: uuid.UUID, back: str):
+    """A new invitation link for an account the signed-in admin may reach (the scoped query decides: 404)."""
+    user = get_visible_user_or_404(current_user, user_id)
+    try:
+        services.resend_invitation(current_user, user)
+        flash(f"A new invitation is on its way to {user.email}; the earlier link no longer works.", "success")
+    except UserError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for(back))

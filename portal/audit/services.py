@@ -47,6 +47,7 @@ class AuditAction(enum.StrEnum):
     USER_ROLE_CHANGED = "user.role_changed"
     USER_EMAIL_CHANGED = "user.email_changed"
     SIGN_IN_POLICY_CHANGED = "organization.sign_in_policy_changed"
+    PRACTICE_SIGN_IN_POLICY_CHANGED = "practice.sign_in_policy_changed"
     USER_INVITED = "user.invited"
     USER_INVITE_CONFLICT = "user.invite_conflict"
     USER_DEACTIVATED = "user.deactivated"
@@ -56,10 +57,6 @@ class AuditAction(enum.StrEnum):
     PATIENT_LOOKUP = "patient.lookup"
     REFERRAL_SUBMITTED = "referral.submitted"
     REFERRAL_STATUS_CHANGED = "referral.status_changed"
-    PRACTICE_SIGN_IN_POLICY_CHANGED = "practice.sign_in_policy_changed"
-    DOCUMENTS_SWEPT = "phi.documents_swept"  # `flask phi sweep`: orphaned uploads removed (portal/ops)
-    BACKUP_COMPLETED = "portal.backup_completed"  # `flask portal backup` (portal/ops/backup.py)
-    RESTORED = "portal.restored"  # `flask portal restore`, written into the restored database
     REFERRAL_NOTE_ADDED = "referral.note_added"
     REFERRAL_DUPLICATE_RESOLVED = "referral.duplicate_resolved"
     ATTACHMENT_UPLOADED = "attachment.uploaded"
@@ -76,6 +73,9 @@ class AuditAction(enum.StrEnum):
     AUDIT_VERIFIED = "audit.verified"
     AUDIT_SEALED = "audit.sealed"  # a heartbeat checkpoint on a quiet trail (audit/chain.py)
     KEY_ROTATION = "phi.key_rotation"
+    DOCUMENTS_SWEPT = "phi.documents_swept"  # `flask phi sweep`: orphaned uploads removed (portal/ops)
+    BACKUP_COMPLETED = "portal.backup_completed"  # `flask portal backup` (portal/ops/backup.py)
+    RESTORED = "portal.restored"  # `flask portal restore`, written into the restored database
     NOTIFICATION_PREFERENCES_CHANGED = "notifications.preferences_changed"
     OUTBOX_RETRIED = "outbox.retried"
     RELATIONSHIP_UPDATED = "relationship.updated"

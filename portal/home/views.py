@@ -4,6 +4,7 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
 from portal.core.permissions import Permission, Role, public, requires
+from portal.home import partner_views  # noqa: F401  (the partner's home and referral page: referrals blueprint routes)
 from portal.home.queries import staff_today
 from portal.referrals.lifecycle import Status
 

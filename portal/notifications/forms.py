@@ -11,6 +11,13 @@ class PreferencesForm(FlaskForm):
     """Fields are added per category by preferences_form()."""
 
 
+def _mode_label(category: Category, mode: DeliveryMode) -> str:
+    """The monthly summary is itself a digest: "Immediately" would read as if it came at once (issue 15)."""
+    if category is Category.DIGESTS and mode is DeliveryMode.IMMEDIATELY:
+        return "On its own, as soon as it is ready"
+    return mode.label
+
+
 def preferences_form(categories: list[Category], current: dict[Category, DeliveryMode]) -> PreferencesForm:
     class Form(PreferencesForm):
         pass
@@ -23,7 +30,7 @@ def preferences_form(categories: list[Category], current: dict[Category, Deliver
                 category.label,
                 description=category.description,
                 default=current[category].value,
-                choices=[SelectChoice(m.value, m.label) for m in DeliveryMode],
+                choices=[SelectChoice(m.value, _mode_label(category, m)) for m in DeliveryMode],
             ),
         )
     return Form()

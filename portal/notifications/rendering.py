@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from portal.core.time import now_utc
 from portal.notifications.catalog import kind_of
+from portal.notifications.unsubscribe import unsubscribe_url
 
 EMAIL_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 PREFERENCES_PATH = "/account/notifications"
@@ -87,7 +88,12 @@ def build_message(*, message_id: str, recipient: str, template: str, context: di
     msg["Date"] = format_datetime(now_utc())
     msg["Message-ID"] = f"<{message_id}@{sender.rpartition('@')[2] or 'portal'}>"
     msg["Auto-Submitted"] = "auto-generated"
-    if not kind_of(template).is_security:
+    kind = kind_of(template)
+    one_click = unsubscribe_url(recipient, kind.category) if kind.category else None
+    if one_click:  # RFC 8058: a signed link that turns off this category only, without signing in
+        msg["List-Unsubscribe"] = f"<{one_click}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    elif not kind.is_security:  # a digest (several categories), or no account: the preferences page
         msg["List-Unsubscribe"] = f"<{_globals(template)['preferences_url']}>"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")

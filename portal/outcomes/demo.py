@@ -22,7 +22,7 @@ from portal.extensions import db
 from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, Phase
 from portal.partners.models import Organization
 from portal.patients.demo import demo_patient
-from portal.referrals.demo import CASES
+from portal.referrals.demo import CASES, _business_hours
 from portal.referrals.lifecycle import Status
 from portal.referrals.models import AppointmentMode, EventKind, Referral, ReferralEvent, Urgency, VisitPreference
 from portal.stories.models import Condition, Story, StoryState
@@ -211,7 +211,7 @@ def _episode(
     for step in path:
         if step is Status.SCHEDULED:
             at += timedelta(days=rng.randint(1, 2), hours=rng.randint(1, 5))
-            referral.first_visit_at = at + timedelta(days=rng.randint(2, 12), hours=rng.randint(0, 6))
+            referral.first_visit_at = _business_hours(at + timedelta(days=rng.randint(2, 12), hours=rng.randint(0, 6)))
             referral.appointment_mode = AppointmentMode.TELEHEALTH if rng.random() < 0.2 else AppointmentMode.IN_CLINIC
         elif step is Status.IN_CARE:
             at = referral.first_visit_at

@@ -1,5 +1,6 @@
 """Score entry (staff), instruments (admin) and the report's date range."""
 
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -61,6 +62,65 @@ class ScoreForm(FlaskForm):
     def validate_visits(self, field):
         if field.data is not None and self.phase.data != Phase.DISCHARGE.value:
             raise ValidationError("Record visits attended with the discharge score.")
+
+
+class ScoreBatchForm(FlaskForm):
+    """All the instruments of one visit in one form: the phase and date once, a score per instrument
+    (``score-<instrument id>``; empty ones are skipped). Each score's message sits on its own field."""
+
+    phase = SelectField("Phase", choices=[SelectChoice(p.value, p.label) for p in Phase])
+    measured_on = DateField("Date measured", validators=[InputRequired("Enter the date the scores were taken.")])
+    visits = IntegerField(
+        "Visits attended in this episode",
+        validators=[Optional(), NumberRange(1, 400)],
+        description="At discharge: how many visits the patient attended (for the reports).",
+    )
+
+    def __init__(self, instruments, **kwargs):
+        super().__init__(**kwargs)
+        self.instrument_list = list(instruments)
+        self.raw_scores: dict[str, str] = {}  # what was typed, by instrument public id
+        self.score_errors: dict[str, str] = {}
+        self.values = []  # (instrument, float) of the filled-in scores, once validated
+        if not self.is_submitted():
+            self.measured_on.data = practice_today()
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        formdata = request.form
+        self.values = []
+        for instrument in self.instrument_list:
+            key = str(instrument.public_id)
+            raw = (formdata.get(f"score-{key}") or "").strip()[:32]
+            self.raw_scores[key] = raw
+            if not raw:
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                self.score_errors[key] = f"Enter the {instrument.code} score as a number."
+                continue
+            if value != value or not instrument.min_score <= value <= instrument.max_score:  # NaN, or out of range
+                self.score_errors[key] = (
+                    f"{instrument.code} scores run from {instrument.min_score:g} to {instrument.max_score:g}."
+                )
+                continue
+            self.values.append((instrument, value))
+        if not self.values and not self.score_errors:
+            self.form_errors.append("Enter at least one score.")
+        return ok and not self.score_errors and bool(self.values)
+
+    def validate_measured_on(self, field):
+        if field.data and field.data > practice_today():
+            raise ValidationError("The date cannot be in the future.")
+
+    def validate_visits(self, field):
+        if field.data is not None and self.phase.data != Phase.DISCHARGE.value:
+            raise ValidationError("Record visits attended with the discharge score.")
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors or self.score_errors)
 
 
 class InstrumentForm(FlaskForm):

@@ -7,10 +7,23 @@ they identify nobody (see docs/architecture.md, Outcomes and reports).
 """
 
 import enum
+import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, true
+from sqlalchemy import (
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.db import PkMixin, TimestampMixin, UTCDateTime, enum_type
@@ -79,6 +92,31 @@ class OutcomeScore(PkMixin, TimestampMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<OutcomeScore {self.public_id}>"
+
+
+class ScoreRemoval(PkMixin, db.Model):
+    """A score staff removed, kept for UNDO_MINUTES so the removal can be undone (the score comes back
+    with its own public id and recording time). Its row is deleted on undo, and older ones of the
+    episode when another score of it is removed; the audit trail keeps both events."""
+
+    __tablename__ = "outcome_score_removals"
+    __table_args__ = (Index("ix_outcome_score_removals_referral", "referral_id", "removed_at"),)
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"))
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("outcome_instruments.id"))
+    score_public_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    phase: Mapped[Phase] = mapped_column(enum_type(Phase, 16))
+    measured_on: Mapped[date] = mapped_column(Date)
+    score: Mapped[float] = mapped_column(Float)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    removed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    instrument: Mapped["Instrument"] = relationship("Instrument", lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<ScoreRemoval {self.public_id}>"
 
 
 class EpisodeVisits(PkMixin, db.Model):

@@ -1,14 +1,16 @@
 """Who may see which outcome scores: decided inside the SQL, with the one consent policy."""
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import Select, select
 
 from portal.accounts.models import User
 from portal.consent.models import Category
 from portal.consent.policy import permits
+from portal.core.time import now_utc
 from portal.extensions import db
-from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore
+from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, ScoreRemoval
 from portal.referrals.models import Referral
 
 
@@ -28,6 +30,17 @@ def scores_for_patient(user: User, patient_id: int) -> list[OutcomeScore]:
         db.session.scalars(
             visible_scores(user)
             .where(Referral.patient_id == patient_id)
+            .order_by(OutcomeScore.measured_on, OutcomeScore.id)
+        )
+    )
+
+
+def scores_for_referral(user: User, referral_id: int) -> list[OutcomeScore]:
+    """The scores of one episode the user may see (a partner: consented today), by date."""
+    return list(
+        db.session.scalars(
+            visible_scores(user)
+            .where(OutcomeScore.referral_id == referral_id)
             .order_by(OutcomeScore.measured_on, OutcomeScore.id)
         )
     )
@@ -63,3 +76,25 @@ def get_instrument_or_404(public_id: uuid.UUID) -> Instrument:
 def get_score_or_404(public_id: uuid.UUID) -> OutcomeScore:
     """Staff only: the permission on the route already limits who gets here."""
     return db.first_or_404(select(OutcomeScore).where(OutcomeScore.public_id == public_id))
+
+
+def recent_removals(referral: Referral) -> list[ScoreRemoval]:
+    """The episode's removed scores that can still be put back (newest first)."""
+    from portal.outcomes.services import UNDO_MINUTES
+
+    return list(
+        db.session.scalars(
+            select(ScoreRemoval)
+            .where(
+                ScoreRemoval.referral_id == referral.id,
+                ScoreRemoval.removed_at >= now_utc() - timedelta(minutes=UNDO_MINUTES),
+            )
+            .order_by(ScoreRemoval.removed_at.desc(), ScoreRemoval.id.desc())
+        )
+    )
+
+
+def get_removal_or_404(referral: Referral, public_id: uuid.UUID) -> ScoreRemoval:
+    return db.first_or_404(
+        select(ScoreRemoval).where(ScoreRemoval.public_id == public_id, ScoreRemoval.referral_id == referral.id)
+    )

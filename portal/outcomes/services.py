@@ -1,18 +1,21 @@
 """Record and remove scores, record visits, change instruments. Add and flush; the request commits."""
 
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from portal.accounts.models import User
 from portal.audit.services import AuditAction, record
-from portal.core.errors import UserError
+from portal.core.errors import Conflict, UserError
+from portal.core.formatting import local_date
+from portal.core.time import now_utc, practice_date
 from portal.extensions import db
-from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, Phase
+from portal.outcomes.models import EpisodeVisits, Instrument, OutcomeScore, Phase, ScoreRemoval
 from portal.referrals.lifecycle import Status
 from portal.referrals.models import Referral
 
 SCORABLE = frozenset({Status.SCHEDULED, Status.IN_CARE, Status.DISCHARGED, Status.NO_SHOW})
+UNDO_MINUTES = 15  # a removed score can be put back this long
 
 
 class OutcomeError(UserError):
@@ -30,6 +33,11 @@ def record_score(
 ) -> OutcomeScore:
     if referral.status not in SCORABLE:
         raise OutcomeError("Scores can be recorded once the episode has a first visit scheduled.")
+    sent = practice_date(referral.submitted_at)
+    if measured_on < sent:
+        raise OutcomeError(
+            f"The date cannot be before the referral was sent ({local_date(sent)}).", field="measured_on"
+        )
     if not instrument.is_active:
         raise OutcomeError("This instrument is no longer offered for new scores.")
     if not instrument.min_score <= score <= instrument.max_score:
@@ -73,6 +81,29 @@ def record_score(
     return item
 
 
+def record_scores(
+    actor: User,
+    referral: Referral,
+    scores: list[tuple[Instrument, float]],
+    phase: Phase,
+    measured_on: date,
+    visits: int | None = None,
+) -> list[OutcomeScore]:
+    """All the instruments of one visit, all or none: a refusal of one leaves none recorded."""
+    if not scores:
+        raise OutcomeError("Enter at least one score.")
+    savepoint = db.session.begin_nested()
+    try:
+        items = [record_score(actor, referral, instrument, phase, measured_on, value) for instrument, value in scores]
+        if visits is not None:
+            record_visits(actor, referral, visits)
+    except OutcomeError:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return items
+
+
 def record_visits(actor: User, referral: Referral, visits: int) -> EpisodeVisits:
     row = db.session.scalar(select(EpisodeVisits).where(EpisodeVisits.referral_id == referral.id))
     if row is None:
@@ -85,8 +116,9 @@ def record_visits(actor: User, referral: Referral, visits: int) -> EpisodeVisits
     return row
 
 
-def delete_score(actor: User, item: OutcomeScore) -> None:
-    """A mistyped score is removed (the audit trail keeps that it existed and who removed it)."""
+def delete_score(actor: User, item: OutcomeScore) -> ScoreRemoval:
+    """A mistyped score is removed (the audit trail keeps that it existed and who removed it). A copy
+    is kept for UNDO_MINUTES so the removal can be undone; older copies of the episode go now."""
     referral = item.referral
     record(
         AuditAction.SCORE_DELETED,
@@ -96,8 +128,73 @@ def delete_score(actor: User, item: OutcomeScore) -> None:
         instrument=item.instrument.code,
         phase=item.phase.value,
     )
+    db.session.execute(
+        delete(ScoreRemoval).where(
+            ScoreRemoval.referral_id == referral.id,
+            ScoreRemoval.removed_at < now_utc() - timedelta(minutes=UNDO_MINUTES),
+        )
+    )
+    removal = ScoreRemoval(
+        referral_id=item.referral_id,
+        instrument_id=item.instrument_id,
+        score_public_id=item.public_id,
+        phase=item.phase,
+        measured_on=item.measured_on,
+        score=item.score,
+        recorded_by_id=item.recorded_by_id,
+        recorded_at=item.created_at,
+        removed_by_id=actor.id,
+        removed_at=now_utc(),
+    )
+    db.session.add(removal)
     db.session.delete(item)
     db.session.flush()
+    return removal
+
+
+def undoable(removal: ScoreRemoval) -> bool:
+    return removal.removed_at >= now_utc() - timedelta(minutes=UNDO_MINUTES)
+
+
+def undo_removal(actor: User, removal: ScoreRemoval, referral: Referral) -> OutcomeScore:
+    """Put a removed score back as it was (its id, who recorded it and when), within UNDO_MINUTES."""
+    if not undoable(removal):
+        raise Conflict(f"A removal can be undone for {UNDO_MINUTES} minutes only; record the score again instead.")
+    if removal.phase is not Phase.INTERIM and db.session.scalar(
+        select(func.count())
+        .select_from(OutcomeScore)
+        .where(
+            OutcomeScore.referral_id == removal.referral_id,
+            OutcomeScore.instrument_id == removal.instrument_id,
+            OutcomeScore.phase == removal.phase,
+        )
+    ):
+        raise Conflict(
+            f"Another {removal.phase.value} {removal.instrument.code} score was recorded since; remove it first."
+        )
+    item = OutcomeScore(
+        referral_id=removal.referral_id,
+        instrument_id=removal.instrument_id,
+        phase=removal.phase,
+        measured_on=removal.measured_on,
+        score=removal.score,
+        recorded_by_id=removal.recorded_by_id,
+        created_at=removal.recorded_at,
+    )
+    item.public_id = removal.score_public_id
+    db.session.delete(removal)
+    db.session.add(item)
+    db.session.flush()
+    record(
+        AuditAction.SCORE_RECORDED,
+        actor=actor,
+        obj=item,
+        patient_id=referral.patient.public_id,
+        instrument=removal.instrument.code,
+        phase=removal.phase.value,
+        restored="removal undone",
+    )
+    return item
 
 
 def save_instrument(actor: User, instrument: Instrument | None, data: dict) -> Instrument:

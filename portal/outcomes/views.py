@@ -2,18 +2,20 @@
 
 import uuid
 
-from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.audit.services import AuditAction, record_access
+from portal.core.errors import UserError
+from portal.core.formatting import local_date
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_today
 from portal.extensions import db
 from portal.outcomes import analytics, exports, queries, services
 from portal.outcomes.charts import episode_charts, funnel_chart, trend_chart
-from portal.outcomes.forms import InstrumentForm, RangeForm, ScoreForm
+from portal.outcomes.forms import InstrumentForm, RangeForm, ScoreBatchForm, ScoreForm
 from portal.outcomes.models import Phase
 from portal.outcomes.reports import DateRange, partner_report
 from portal.partners.models import Organization
@@ -40,8 +42,29 @@ def _download(body, mimetype: str, name: str) -> Response:
 @bp.route("/staff/episodes/<uuid:referral_id>/scores", methods=["GET", "POST"])
 @requires(Permission.INTAKE_WORK)
 def episode_scores(referral_id: uuid.UUID):
+    """All the instruments of a visit in one form; a POST naming one ``instrument`` records that one score."""
     referral = get_referral_or_404(current_user, referral_id)
-    form = ScoreForm(queries.active_instruments())
+    instruments = queries.active_instruments()
+    if request.method == "POST" and "instrument" in request.form:
+        return _one_score(referral, instruments)
+    form = ScoreBatchForm(instruments)
+    status = 422
+    if form.validate_on_submit():
+        try:
+            recorded = services.record_scores(
+                current_user, referral, form.values, Phase(form.phase.data), form.measured_on.data, form.visits.data
+            )
+        except services.OutcomeError as exc:
+            (form.measured_on.errors if exc.field == "measured_on" else form.form_errors).append(exc.message)
+        else:
+            codes = ", ".join(item.instrument.code for item in recorded)
+            flash(f"Recorded for {referral.reference}: {codes}.", "success")
+            return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
+    return _scores_page(referral, form, status if request.method == "POST" else 200)
+
+
+def _one_score(referral, instruments):
+    form = ScoreForm(instruments)
     if form.validate_on_submit():
         try:
             services.record_score(
@@ -58,6 +81,16 @@ def episode_scores(referral_id: uuid.UUID):
         else:
             flash(f"{form.chosen.code} score recorded for {referral.reference}.", "success")
             return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
+    batch = ScoreBatchForm(instruments)
+    batch.form_errors.extend(
+        f"{form[name].label.text}: {' '.join(errors)}" if name else " ".join(errors)
+        for name, errors in form.errors.items()
+        if name != "csrf_token"
+    )
+    return _scores_page(referral, batch, 422)
+
+
+def _scores_page(referral, form, status):
     record_access(
         AuditAction.PHI_READ,
         actor=current_user,
@@ -66,13 +99,26 @@ def episode_scores(referral_id: uuid.UUID):
         view="episode_scores",
     )
     scores = queries.scores_for_episode(referral)
-    return form_page(
+    return render_template(
         "outcomes/episode.html",
-        form,
+        form=form,
         referral=referral,
         scores=scores,
+        removals=queries.recent_removals(referral),
+        undo_minutes=services.UNDO_MINUTES,
         visits=queries.visits_for_episode(referral),
         episodes=episode_charts(scores),
+    ), status
+
+
+@bp.get("/staff/scores/<uuid:score_id>/delete")
+@requires(Permission.INTAKE_WORK)
+def confirm_delete_score(score_id: uuid.UUID):
+    """Removing a score asks first (the button on the list leads here)."""
+    item = queries.get_score_or_404(score_id)
+    referral = get_referral_or_404(current_user, item.referral.public_id)
+    return render_template(
+        "outcomes/remove_score.html", item=item, referral=referral, undo_minutes=services.UNDO_MINUTES
     )
 
 
@@ -81,8 +127,23 @@ def episode_scores(referral_id: uuid.UUID):
 def delete_score(score_id: uuid.UUID):
     item = queries.get_score_or_404(score_id)
     referral = item.referral
+    code = item.instrument.code
     services.delete_score(current_user, item)
-    flash("Score removed.", "success")
+    flash(f"{code} score removed. You can undo this for {services.UNDO_MINUTES} minutes below.", "success")
+    return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
+
+
+@bp.post("/staff/episodes/<uuid:referral_id>/removals/<uuid:removal_id>/undo")
+@requires(Permission.INTAKE_WORK)
+def undo_score_removal(referral_id: uuid.UUID, removal_id: uuid.UUID):
+    referral = get_referral_or_404(current_user, referral_id)
+    removal = queries.get_removal_or_404(referral, removal_id)
+    try:
+        item = services.undo_removal(current_user, removal, referral)
+    except UserError as exc:
+        flash(exc.message, "error")
+        return _scores_page(referral, ScoreBatchForm(queries.active_instruments()), exc.status)
+    flash(f"{item.instrument.code} score of {local_date(item.measured_on)} is back.", "success")
     return redirect(url_for("outcomes.episode_scores", referral_id=referral.public_id))
 
 

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from portal.accounts import services as accounts
 from portal.accounts.queries import visible_users
-from portal.accounts.views import set_enabled_and_return
+from portal.accounts.views import resend_invitation_and_return, set_enabled_and_return
 from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, Role, requires
@@ -51,3 +51,9 @@ def deactivate_user(user_id: uuid.UUID):
 @requires(Permission.PARTNER_USERS_MANAGE)
 def reactivate_user(user_id: uuid.UUID):
     return set_enabled_and_return(user_id, True, "partners.users")
+
+
+@bp.post("/users/<uuid:user_id>/resend")
+@requires(Permission.PARTNER_USERS_MANAGE)
+def resend_invitation(user_id: uuid.UUID):
+    return resend_invitation_and_return(user_id, "partners.users")

@@ -31,6 +31,17 @@ def updates_for_patient(user: User, patient_id: int) -> list[ProgressUpdate]:
     )
 
 
+def updates_for_referral(user: User, referral_id: int) -> list[ProgressUpdate]:
+    """The updates of one episode the user may read (a partner: released and consented), in release order."""
+    return list(
+        db.session.scalars(
+            visible_updates(user)
+            .where(ProgressUpdate.referral_id == referral_id)
+            .order_by(ProgressUpdate.released_at, ProgressUpdate.id)
+        )
+    )
+
+
 def get_update_or_404(public_id) -> ProgressUpdate:
     """Staff reach any update (the approvals queue and the chart); partners read through visible_updates."""
     return db.first_or_404(select(ProgressUpdate).where(ProgressUpdate.public_id == public_id))

@@ -2,13 +2,13 @@
 
 import random
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
 from portal.accounts.models import User
 from portal.core.permissions import Role
-from portal.core.time import now_utc, practice_today
+from portal.core.time import now_utc, practice_to_utc, practice_today, practice_zone
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.referrals.lifecycle import Status
@@ -131,17 +131,31 @@ def seed_demo_referrals(patients: list[Patient]) -> list[Referral]:
         for step in PATHS[final]:
             at = at + timedelta(days=rng.randint(1, 4), hours=rng.randint(1, 6))
             if step is Status.SCHEDULED:
-                referral.first_visit_at = at + timedelta(days=rng.randint(2, 7))
+                referral.first_visit_at = _business_hours(at + timedelta(days=rng.randint(2, 7)))
                 referral.appointment_mode = AppointmentMode.TELEHEALTH if i % 4 == 0 else AppointmentMode.IN_CLINIC
             events.append(_event(staff[i % len(staff)], EventKind.STATUS, previous, step, at, NOTES.get(step)))
             previous, referral.status_changed_at = step, at
         if final is Status.SCHEDULED and referral.first_visit_at < now_utc():
-            referral.first_visit_at = now_utc() + timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 6))
+            referral.first_visit_at = _business_hours(
+                now_utc() + timedelta(days=rng.randint(1, 10), hours=rng.randint(0, 6))
+            )
         referral.events = events
         db.session.add(referral)
         referrals.append(referral)
     db.session.flush()
     return referrals
+
+
+def _business_hours(at: datetime) -> datetime:
+    """A visit slot on the practice's working day of ``at`` (weekends move to Monday), 8:00 to 16:45
+    practice time on the quarter hour, as UTC: demo appointments are never at 2:15 AM (issue 15).
+    Derived from ``at`` alone, so the demo's random sequence (and so its data) stays as it was."""
+    local = at.astimezone(practice_zone())
+    day = local.date()
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    slot = time(8 + (local.hour + local.day) % 9, local.minute // 15 * 15)
+    return practice_to_utc(datetime.combine(day, slot))
 
 
 def _event(actor, kind, from_status, to_status, at, note=None) -> ReferralEvent:

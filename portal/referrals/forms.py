@@ -95,7 +95,8 @@ class ReferralForm(FlaskForm):
         validators=[validate_icd10],
         filters=[one_line],
         description="One or more, separated by commas, e.g. M54.50, M51.26.",
-        render_kw={"list": "icd10-suggestions", "autocomplete": "off"},
+        # Required like the server requires it (validate_icd10), so the browser says so before sending.
+        render_kw={"list": "icd10-suggestions", "autocomplete": "off", "required": True},
     )
     requested_service = SelectField(
         "Requested service", choices=_choices(Service), default=Service.EVALUATE_AND_TREAT.value

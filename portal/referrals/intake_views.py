@@ -10,7 +10,7 @@ from wtforms import SelectChoice
 from portal.audit.services import AuditAction, record_access
 from portal.core.errors import UserError
 from portal.core.forms import form_page
-from portal.core.paging import cursor_arg, per_page_arg
+from portal.core.paging import Page, cursor_arg, per_page_arg
 from portal.core.permissions import Permission, requires
 from portal.core.time import practice_to_utc
 from portal.core.uploads import UploadError
@@ -29,13 +29,23 @@ licensure_bp = Blueprint("licensure", __name__, url_prefix="/admin/licensure")
 @requires(Permission.INTAKE_WORK)
 def queue():
     status = Status(request.args["status"]) if request.args.get("status") in set(Status) else Status.SUBMITTED
-    page = queries.intake_queue(current_user, status, cursor=cursor_arg(), per_page=per_page_arg())
+    urgent = request.args.get("urgent") == "1"  # staff Today's "urgent" links here
+    search = request.args.get("reference", "").strip()[:32]
+    reference = queries.normalise_reference(search) if search else None
+    if search and reference is None:
+        page = Page(items=[], per_page=per_page_arg())
+    else:  # a reference names one referral, whatever its status
+        page = queries.intake_queue(
+            current_user, status, urgent=urgent, reference=reference, cursor=cursor_arg(), per_page=per_page_arg()
+        )
     if page.items:
         record_access(AuditAction.PHI_READ, actor=current_user, view="intake_queue", rows=len(page.items))
     return render_template(
         "intake/queue.html",
         page=page,
         status=status,
+        urgent=urgent,
+        search=search,
         counts=queries.status_counts(current_user),
         lookup_form=LookupForm(),
     )
@@ -89,8 +99,13 @@ def change_status(referral_id: uuid.UUID):
                 mode=AppointmentMode(form.appointment_mode.data) if form.appointment_mode.data else None,
                 expected_version=_int(request.form.get("version")),
             )
-        except UserError as exc:
-            form.target.errors.append(exc.message)
+        except UserError as exc:  # shown on the field it is about (the date, the mode, the reason), else the status
+            fields = {
+                "note": form.note,
+                "first_visit_at": form.first_visit_at,
+                "appointment_mode": form.appointment_mode,
+            }
+            fields.get(exc.field, form.target).errors.append(exc.message)
             status = exc.status  # 409 when someone else changed the referral first
         else:
             flash(f"Referral {referral.reference} is now {referral.status.label.lower()}.", "success")

@@ -193,6 +193,19 @@ class Attachment(PkMixin, db.Model):
     uploaded_by: Mapped["User"] = relationship("User", lazy="joined")
 
 
+class ReferralView(db.Model):
+    """When a partner user last opened a referral: what happened after it is news to them (the partner
+    home's "what's new"). Written when the partner opens a referral that has news, never otherwise."""
+
+    __tablename__ = "referral_views"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    referral_id: Mapped[int] = mapped_column(
+        ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
 class LicenseKind(enum.StrEnum):
     HOME = "home"
     COMPACT = "compact_privilege"

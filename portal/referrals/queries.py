@@ -3,7 +3,7 @@
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Select, exists, func, select
 
@@ -123,6 +123,28 @@ class ReferralRow:
     def days_open(self) -> int:
         return (now_utc() - self.submitted_at).days
 
+    @property
+    def quiet_months(self) -> int | None:
+        """Months without any change of an open referral that has gone quiet (STALE_AFTER_DAYS), else None:
+        "Open" must not present a referral untouched for 16 months as if it were current."""
+        days = (now_utc() - self.status_changed_at).days
+        if self.status not in OPEN or days < STALE_AFTER_DAYS:
+            return None
+        return days * 12 // 365
+
+    @property
+    def next_visit_at(self) -> datetime | None:
+        """The first visit of a scheduled referral (see ``visit_passed``)."""
+        return self.first_visit_at if self.status is Status.SCHEDULED else None
+
+    @property
+    def visit_passed(self) -> bool:
+        """Scheduled, and the first visit's time has gone by without a move to "in care" or "no-show"."""
+        return self.next_visit_at is not None and self.next_visit_at < now_utc()
+
+
+# An open referral with no change for this long is marked as quiet in the lists (stale, or forgotten).
+STALE_AFTER_DAYS = 180
 
 _ROW_COLUMNS = (
     Referral.id,
@@ -170,20 +192,42 @@ def _rows(page: Page) -> Page[ReferralRow]:
     return page
 
 
+def referral_rows(user: User, ids: list[int]) -> list[ReferralRow]:
+    """List rows of these referrals (within what the user may see), in the order of ``ids``: one statement."""
+    if not ids:
+        return []
+    page = _rows(
+        Page(
+            items=list(db.session.execute(listed(visible_referrals(user).where(Referral.id.in_(ids))))),
+            per_page=len(ids),
+        )
+    )
+    by_id = {row.id: row for row in page.items}
+    return [by_id[i] for i in ids if i in by_id]
+
+
 def partner_referrals(
     user: User,
     *,
     status: str | None = None,
     clinician: str | None = None,
     reference: str | None = None,
+    among: Select | None = None,
     cursor: str | None = None,
     per_page: int = DEFAULT_PER_PAGE,
 ) -> Page[ReferralRow]:
+    """``among``: a select of referral ids to keep (the partner home's "new for you", built above referrals)."""
     query = visible_referrals(user)
     if status in set(Status):
         query = query.where(Referral.status == Status(status))
     elif status == "open":
         query = query.where(Referral.status.in_(OPEN))
+    elif status == "quiet":  # open, and unchanged for STALE_AFTER_DAYS: to follow up or close
+        query = query.where(
+            Referral.status.in_(OPEN), Referral.status_changed_at < now_utc() - timedelta(days=STALE_AFTER_DAYS)
+        )
+    if among is not None:
+        query = query.where(Referral.id.in_(among))
     if clinician:
         query = query.where(
             Referral.clinician_id == select(User.id).where(User.public_id == parse_uuid(clinician)).scalar_subquery()
@@ -204,16 +248,30 @@ def partner_referrals(
 
 
 def intake_queue(
-    user: User, status: Status = Status.SUBMITTED, *, cursor: str | None = None, per_page: int = DEFAULT_PER_PAGE
+    user: User,
+    status: Status = Status.SUBMITTED,
+    *,
+    urgent: bool = False,
+    reference: str | None = None,
+    cursor: str | None = None,
+    per_page: int = DEFAULT_PER_PAGE,
 ) -> Page[ReferralRow]:
-    """New referrals urgent first, then oldest first; any other status most recently changed first."""
-    query = visible_referrals(user).where(Referral.status == status)
-    order = INTAKE_ORDER if status is Status.SUBMITTED else PARTNER_ORDER
+    """New referrals urgent first, then oldest first; any other status most recently changed first.
+    ``urgent``: only urgent ones. ``reference`` (normalised): that referral, whatever its status."""
+    if reference is not None:
+        query = visible_referrals(user).where(Referral.reference.startswith(reference, autoescape=True))
+        order, listing = PARTNER_ORDER, "intake-queue:reference"
+    else:
+        query = visible_referrals(user).where(Referral.status == status)
+        if urgent:
+            query = query.where(Referral.urgency == Urgency.URGENT)
+        order = INTAKE_ORDER if status is Status.SUBMITTED else PARTNER_ORDER
+        listing = f"intake-queue:{status.value}{':urgent' if urgent else ''}"
     return _rows(
         paginate(
             listed(query),
             order,
-            listing=f"intake-queue:{status.value}",
+            listing=listing,
             cursor=cursor,
             per_page=per_page,
             scalars=False,
@@ -243,6 +301,13 @@ def urgent_waiting(user: User) -> int:
             visible_referrals(user).where(Referral.status == Status.SUBMITTED, Referral.urgency == Urgency.URGENT)
         )
     )
+
+
+def urgent_referrals(user: User, limit: int = 5) -> list[ReferralRow]:
+    """The urgent new referrals to take first (oldest first), as list rows: one statement, from ix_referrals_queue."""
+    query = visible_referrals(user).where(Referral.status == Status.SUBMITTED, Referral.urgency == Urgency.URGENT)
+    rows = db.session.execute(listed(query).order_by(Referral.submitted_at, Referral.id).limit(limit))
+    return _rows(Page(items=list(rows), per_page=limit)).items
 
 
 def lookup_patient_referrals(user: User, family_name: str, birth_date: date) -> list[Referral]:

@@ -9,15 +9,18 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.accounts.models import User
 from portal.audit.services import AuditAction, record
 from portal.core import uploads
 from portal.core.errors import Conflict, UserError
+from portal.core.formatting import local_date
 from portal.core.permissions import Role
 from portal.core.signals import referral_status_changed
-from portal.core.time import now_utc
+from portal.core.time import now_utc, practice_date, practice_today
 from portal.core.urls import external_url
 from portal.extensions import db
 from portal.notifications.services import enqueue
@@ -29,6 +32,7 @@ from portal.referrals.models import (
     EventKind,
     Referral,
     ReferralEvent,
+    ReferralView,
 )
 from portal.referrals.submission import ReferralSubmission
 
@@ -203,11 +207,26 @@ def change_status(
     except IllegalTransition as exc:
         raise ReferralError(str(exc)) from None
     if step.needs_reason and not note:
-        raise ReferralError(f"Give a reason to {step.action.lower()} this referral.")
+        raise ReferralError(f"Give a reason to {step.action.lower()} this referral.", field="note")
     if step.needs_appointment:
-        if first_visit_at is None or mode is None:
-            raise ReferralError("Enter the first visit's date, time and mode.")
+        if first_visit_at is None:
+            raise ReferralError("Enter the first visit's date and time.", field="first_visit_at")
+        if mode is None:
+            raise ReferralError(
+                "Choose whether the first visit is in clinic or by telehealth.", field="appointment_mode"
+            )
+        if practice_date(first_visit_at) < practice_date(referral.submitted_at):
+            raise ReferralError("The first visit cannot be before the referral was sent.", field="first_visit_at")
         referral.first_visit_at, referral.appointment_mode = first_visit_at, mode
+    if (
+        target is Status.IN_CARE
+        and referral.first_visit_at
+        and practice_date(referral.first_visit_at) > practice_today()
+    ):
+        raise ReferralError(
+            f"The first visit is on {local_date(referral.first_visit_at)}: start care on or after that day, "
+            "or reschedule it first."
+        )
     previous = referral.status
     try:
         # A savepoint: losing the race to another writer undoes only this change, not the request.
@@ -239,6 +258,19 @@ def change_status(
             link=_link("referrals.detail", referral),
             dedupe_key=f"status:{referral.public_id}:{referral.version}:{email}",
         )
+
+
+def mark_seen(user: User, referral: Referral) -> None:
+    """The partner opened the referral: what happened until now is no longer news to them (one upsert;
+    the caller is a GET, so it has called unit_of_work.begin_writing() first)."""
+    values = {"user_id": user.id, "referral_id": referral.id, "seen_at": now_utc()}
+    insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ReferralView).values(**values)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ReferralView.user_id, ReferralView.referral_id], set_={"seen_at": values["seen_at"]}
+        )
+    )
 
 
 def cancel_by_partner(actor: User, referral: Referral, reason: str) -> None:

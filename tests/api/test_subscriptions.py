@@ -116,9 +116,7 @@ def worker(**policy) -> Deliverer:
 def move(referral, *targets):
     staff = factories.make_user(Role.STAFF)
     for target in targets:
-        change_status(
-            staff, referral, target, first_visit_at=now_utc() + timedelta(days=2), mode=AppointmentMode.IN_CLINIC
-        )
+        change_status(staff, referral, target, first_visit_at=now_utc(), mode=AppointmentMode.IN_CLINIC)
     db.session.flush()
 
 

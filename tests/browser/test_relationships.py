@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import axe_violations
 from tests.browser.test_pages import sign_in
@@ -56,7 +57,7 @@ def test_touchpoint_check_in_event_and_rsvp(page):
     assert axe_violations(page) == []
     card = page.locator("li.card", has=page.get_by_role("heading", name="Shoulder rehab webinar"))
     card.get_by_role("button", name="I will attend").click()
-    assert page.get_by_text("you are registered for “Shoulder rehab webinar”").is_visible()
+    expect(page.get_by_text("you are registered for “Shoulder rehab webinar”")).to_be_visible()  # waits for the POST
     card = page.locator("li.card", has=page.get_by_role("heading", name="Shoulder rehab webinar"))
     assert "Your answer: Going" in card.inner_text()
     # The workspace is not theirs: no link (and a 403, which the access matrix checks).

@@ -223,8 +223,10 @@ def test_staff_home_counts_what_needs_them(client, login_as, db):
     add_update(referral, me, state=UpdateState.PENDING)  # my own: not mine to approve
     add_consent(referral, end=practice_today() + timedelta(days=5))
     page = client.get("/staff/").data.decode()
-    assert re.search(r'id="ap-h">Approvals waiting</h2>\s*<p class="stat-value">1</p>', page)
-    assert re.search(r'id="ex-h">Consents expiring in 30 days</h2>\s*<p class="stat-value">1</p>', page)
+    # Staff Today's counts grid (issue 15): each count links to its queue.
+    count = r'<span class="stat-value">1</span> <span class="stat-label">{}</span>'
+    assert re.search(count.format("Updates waiting for approval"), page)
+    assert re.search(count.format("Consents expiring in 30 days"), page)
 
 
 def test_overlong_return_note_or_garbled_version_is_refused_and_nothing_changes(app, db, episode):

@@ -104,7 +104,9 @@ def test_staff_download_the_signed_copy(app, db, staff_client, org_a):
     copy = client.get(f"/staff/consent-requests/{request.public_id}/copy")
     assert copy.status_code == 200 and copy.data.startswith(b"%PDF-")
     chart = client.get(f"/staff/patients/{referral.patient.public_id}")
-    assert b"Signed by the patient online" in chart.data  # the consent's method, beside "recorded by staff" ones
+    # Who made it (the patient, not staff) and how, on the patient's chart.
+    assert "Signed by the patient · Signed by the patient online".encode() in chart.data
+    assert b"Recorded by staff" not in chart.data
 
 
 def test_the_open_list_pages_with_a_fixed_number_of_statements(db, staff_client, org_a, count_queries):

@@ -61,11 +61,6 @@ def test_a_full_disk_gives_the_partner_form_back_with_a_clear_message_and_stores
     assert stored_files(app) == []  # the first document went with the rollback, the partial one at once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="portal/referrals/views.py (new) answers form_status() = 422 for every UserError; "
-    "it should answer exc.status, as the consent form does (reported to the lead)",
-)
 def test_the_partner_form_answers_507_when_the_disk_is_full(client, db, login_as, submit, disk_fills_after):
     partner = login_as("partner")
     disk_fills_after(0)

@@ -7,6 +7,7 @@ import pytest
 from portal.referrals.lifecycle import TRANSITIONS, IllegalTransition, Status, transition
 from portal.referrals.services import ReferralError, change_status
 from tests import factories
+from tests.clock import practice_today
 from tests.conftest import sign_in
 
 LEGAL = {(s, t.target) for s, ts in TRANSITIONS.items() for t in ts}
@@ -54,6 +55,14 @@ def test_full_path_to_discharge_is_visible_to_the_referrer(client, login_as, sta
     )
     db.session.refresh(referral)
     assert referral.first_visit_at.isoformat().startswith("2030-03-04T15:30")  # 09:30 Chicago is 15:30 UTC
+    # Care starts on or after the first visit's day (issue 15): the visit moves to today first.
+    assert _move(staff_client, referral, "in_care").status_code == 422
+    db.session.refresh(referral)
+    today = f"{practice_today().isoformat()}T00:05"
+    assert (
+        _move(staff_client, referral, "scheduled", first_visit_at=today, appointment_mode="in_clinic").status_code
+        == 302
+    )
     for target in ("in_care", "discharged"):
         db.session.refresh(referral)
         assert _move(staff_client, referral, target).status_code == 302
@@ -62,6 +71,7 @@ def test_full_path_to_discharge_is_visible_to_the_referrer(client, login_as, sta
         assert step in page
     assert [m.context["status_label"] for m in outbox(partner.email)] == [
         "Accepted",
+        "Scheduled",
         "Scheduled",
         "In care",
         "Discharged",
