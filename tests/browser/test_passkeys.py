@@ -77,8 +77,8 @@ def _credentials(cdp, authenticator) -> list[dict]:
 
 def test_a_partner_adds_a_passkey_and_signs_in_with_it(device, live_server_app):
     page, cdp, authenticator = device
-    _new_user(live_server_app, "partner", "passkey.partner@lakeside-ortho.example")
-    _password_step(page, "passkey.partner@lakeside-ortho.example")
+    _new_user(live_server_app, "partner", "passkey.partner@northside-clinic.example")
+    _password_step(page, "passkey.partner@northside-clinic.example")
     page.wait_for_url("**/partner/")
     page.goto("/auth/account")
     assert page.get_by_role("heading", name="Passkeys").is_visible()
@@ -102,7 +102,7 @@ def test_a_partner_adds_a_passkey_and_signs_in_with_it(device, live_server_app):
 
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/auth/login")
-    _password_step(page, "passkey.partner@lakeside-ortho.example")
+    _password_step(page, "passkey.partner@northside-clinic.example")
     page.wait_for_url("**/auth/mfa/verify")
     assert page.get_by_label("Recovery code").is_visible()  # no app: codes are for a lost passkey
     assert axe_violations(page) == []
@@ -134,7 +134,7 @@ def test_a_new_staff_member_sets_up_a_passkey_at_first_sign_in(device, live_serv
 def test_a_copied_authenticator_is_refused_with_a_message(device, live_server_app):
     """The same key with its counter back at 0 (as a clone would have) is refused, and the page says why."""
     page, cdp, authenticator = device
-    email = "passkey.clone@lakeside-ortho.example"
+    email = "passkey.clone@northside-clinic.example"
     _new_user(live_server_app, "partner", email)
     _password_step(page, email)
     page.wait_for_url("**/partner/")
