@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from portal.accounts import services as accounts
 from portal.accounts.queries import members_of, role_counts, users_page
-from portal.accounts.views import resend_invitation_and_return, set_enabled_and_return
+from portal.accounts.views import add_account_routes
 from portal.admin import audit as audit_viewer
 from portal.admin.forms import AdminInviteForm, OrganizationForm
 from portal.audit.models import AuditEvent
@@ -114,22 +114,7 @@ def users():
     return form_page("admin/users.html", form, page=page, mfa_ids=users_with_second_factor(page.items))
 
 
-@bp.post("/users/<uuid:user_id>/deactivate")
-@requires(Permission.USERS_MANAGE)
-def deactivate_user(user_id: uuid.UUID):
-    return set_enabled_and_return(user_id, False, "admin.users")
-
-
-@bp.post("/users/<uuid:user_id>/reactivate")
-@requires(Permission.USERS_MANAGE)
-def reactivate_user(user_id: uuid.UUID):
-    return set_enabled_and_return(user_id, True, "admin.users")
-
-
-@bp.post("/users/<uuid:user_id>/resend")
-@requires(Permission.USERS_MANAGE)
-def resend_invitation(user_id: uuid.UUID):
-    return resend_invitation_and_return(user_id, "admin.users")
+add_account_routes(bp, Permission.USERS_MANAGE, back="admin.users")
 
 
 def _invite_form(**defaults) -> AdminInviteForm:

@@ -27,6 +27,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 import requests
 from flask import current_app
@@ -41,7 +42,7 @@ from portal.api.models import DeliveryState, Subscription, SubscriptionDelivery,
 from portal.api.smart import ClientActor
 from portal.api.subscriptions import may_follow_tasks
 from portal.audit.services import AuditAction, record
-from portal.core.jobs import keep_running
+from portal.core.jobs import RetryPolicy, keep_running
 from portal.core.time import now_utc
 from portal.core.unit_of_work import writing
 from portal.extensions import db
@@ -53,27 +54,10 @@ S = Subscription.__table__
 
 
 @dataclass
-class Policy:
-    max_attempts: int = 8
-    backoff_seconds: float = 30
-    backoff_max_seconds: float = 6 * 3600
-    lease_seconds: float = 120
-    batch_size: int = 20
+class Policy(RetryPolicy):
+    """Subscription notifications': FHIR_DELIVERY_* settings."""
 
-    @classmethod
-    def from_config(cls, config) -> Policy:
-        return cls(
-            max_attempts=int(config.get("FHIR_DELIVERY_MAX_ATTEMPTS", cls.max_attempts)),
-            backoff_seconds=float(config.get("FHIR_DELIVERY_BACKOFF_SECONDS", cls.backoff_seconds)),
-            backoff_max_seconds=float(config.get("FHIR_DELIVERY_BACKOFF_MAX_SECONDS", cls.backoff_max_seconds)),
-            lease_seconds=float(config.get("FHIR_DELIVERY_LEASE_SECONDS", cls.lease_seconds)),
-            batch_size=int(config.get("FHIR_DELIVERY_BATCH_SIZE", cls.batch_size)),
-        )
-
-    def backoff(self, attempts: int, rng: random.Random) -> timedelta:
-        """Exponential back-off with equal jitter: half fixed, half random."""
-        delay = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(attempts - 1, 0))
-        return timedelta(seconds=delay / 2 + rng.uniform(0, delay / 2))
+    CONFIG_PREFIX: ClassVar[str] = "FHIR_DELIVERY_"
 
 
 @dataclass(frozen=True)

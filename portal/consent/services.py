@@ -38,44 +38,19 @@ def record_consent(
 ) -> Consent:
     if organization is None:
         raise ConsentError("Choose the organization to share with from the list.")
-    if not categories:
-        raise ConsentError("Choose at least one kind of information the patient agrees to share.")
-    if expires_on is not None and expires_on < effective_on:
-        raise ConsentError("The expiry date must be on or after the effective date.")
-    if clinician is not None and clinician.organization_id != organization.id:
-        raise ConsentError("The clinician must belong to the chosen organization.")
+    consent = _first_version(
+        patient, organization, clinician, categories, effective_on, expires_on, method=method, recorded_by_id=actor.id
+    )
     if method is Method.VERBAL_WITNESSED and not witness:
         raise ConsentError("Name the witness of a verbal consent.")
     checked = uploads.check_uploads([document] if document else [], existing_count=0)
     if method is Method.SIGNED_FORM and not checked:
         raise ConsentError("Upload the signed consent form (PDF, JPEG or PNG).")
-    consent = Consent(
-        consent_key=uuid.uuid4(),
-        version=1,
-        patient_id=patient.id,
-        grantee_organization_id=organization.id,
-        grantee_user_id=clinician.id if clinician else None,
-        effective_on=effective_on,
-        expires_on=expires_on,
-        method=method,
-        recorded_by_id=actor.id,
-        **{f"allows_{c.value}": c in categories for c in Category},
-    )
-    consent.public_id = uuid.uuid4()
     consent.witness = witness or None
     if checked:
         consent.document_id = uuid.uuid4()
         uploads.store(checked[0], consent.document_id, patient.public_id)
-    db.session.add(consent)
-    db.session.flush()
-    record(
-        AuditAction.CONSENT_RECORDED,
-        actor=actor,
-        obj=consent,
-        patient_id=patient.public_id,
-        categories=",".join(c.value for c in categories),
-    )
-    return consent
+    return _store(actor, consent, patient, categories)
 
 
 def record_patient_consent(
@@ -91,6 +66,24 @@ def record_patient_consent(
 ) -> Consent:
     """A consent the patient signed themselves (portal/econsent): no staff recorder, the method is the
     patient's e-signature and the source document is the signed PDF copy already stored."""
+    consent = _first_version(
+        patient,
+        organization,
+        clinician,
+        categories,
+        effective_on,
+        expires_on,
+        method=Method.PATIENT_ESIGNATURE,
+        recorded_by_id=None,
+        is_by_patient=True,
+        document_id=document_id,
+        document_content_type="application/pdf",
+    )
+    return _store(actor, consent, patient, categories)
+
+
+def _first_version(patient, organization, clinician, categories, effective_on, expires_on, **fields) -> Consent:
+    """Version 1 of a new consent, checked but not stored yet."""
     if not categories:
         raise ConsentError("Choose at least one kind of information the patient agrees to share.")
     if expires_on is not None and expires_on < effective_on:
@@ -105,14 +98,14 @@ def record_patient_consent(
         grantee_user_id=clinician.id if clinician else None,
         effective_on=effective_on,
         expires_on=expires_on,
-        method=Method.PATIENT_ESIGNATURE,
-        recorded_by_id=None,
-        is_by_patient=True,
-        document_id=document_id,
-        document_content_type="application/pdf",
         **{f"allows_{c.value}": c in categories for c in Category},
+        **fields,
     )
     consent.public_id = uuid.uuid4()
+    return consent
+
+
+def _store(actor, consent: Consent, patient: Patient, categories: list[Category]) -> Consent:
     db.session.add(consent)
     db.session.flush()
     record(

@@ -8,8 +8,12 @@ after each failure (up to five minutes), and tries again; the first success rese
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import ClassVar
 
 from sqlalchemy.exc import DBAPIError
 
@@ -33,6 +37,30 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.failures = 0
+
+
+@dataclass
+class RetryPolicy:
+    """How a delivery queue (the outbox, FHIR subscription notifications) retries and leases its items.
+    A queue subclasses it with its own defaults and ``CONFIG_PREFIX``; ``from_config`` reads
+    ``<prefix>MAX_ATTEMPTS``, ``<prefix>BACKOFF_SECONDS`` and so on."""
+
+    CONFIG_PREFIX: ClassVar[str] = ""
+
+    max_attempts: int = 8
+    backoff_seconds: float = 30
+    backoff_max_seconds: float = 6 * 3600
+    lease_seconds: float = 120
+    batch_size: int = 20
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{f.name: config[cls.CONFIG_PREFIX + f.name.upper()] for f in fields(cls)})
+
+    def backoff(self, attempts: int, rng: random.Random) -> timedelta:
+        """Exponential back-off with "equal jitter": half fixed, half random, so retries spread out."""
+        delay = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(attempts - 1, 0))
+        return timedelta(seconds=delay / 2 + rng.uniform(0, delay / 2))
 
 
 def keep_running(

@@ -32,12 +32,13 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError
 
-from portal.core.jobs import Backoff
+from portal.core.jobs import Backoff, RetryPolicy
 from portal.core.time import now_utc
 from portal.core.unit_of_work import writing
 from portal.extensions import db
@@ -71,27 +72,14 @@ class BatchResult:
 
 
 @dataclass
-class Policy:
+class Policy(RetryPolicy):
+    """The outbox's: OUTBOX_* settings."""
+
+    CONFIG_PREFIX: ClassVar[str] = "OUTBOX_"
+
     max_attempts: int = 12
     backoff_seconds: float = 60
-    backoff_max_seconds: float = 6 * 3600
     lease_seconds: float = 300
-    batch_size: int = 20
-
-    @classmethod
-    def from_config(cls, config) -> Policy:
-        return cls(
-            max_attempts=config["OUTBOX_MAX_ATTEMPTS"],
-            backoff_seconds=config["OUTBOX_BACKOFF_SECONDS"],
-            backoff_max_seconds=config["OUTBOX_BACKOFF_MAX_SECONDS"],
-            lease_seconds=config["OUTBOX_LEASE_SECONDS"],
-            batch_size=config["OUTBOX_BATCH_SIZE"],
-        )
-
-    def backoff(self, attempts: int, rng: random.Random) -> timedelta:
-        """Exponential back-off with "equal jitter": half fixed, half random, so retries spread out."""
-        delay = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(attempts - 1, 0))
-        return timedelta(seconds=delay / 2 + rng.uniform(0, delay / 2))
 
 
 def _due(now: datetime):

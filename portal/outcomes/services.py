@@ -135,13 +135,8 @@ def delete_score(actor: User, item: OutcomeScore) -> ScoreRemoval:
         )
     )
     removal = ScoreRemoval(
-        referral_id=item.referral_id,
-        instrument_id=item.instrument_id,
+        **{name: getattr(item, name) for name in _KEPT_ON_REMOVAL},
         score_public_id=item.public_id,
-        phase=item.phase,
-        measured_on=item.measured_on,
-        score=item.score,
-        recorded_by_id=item.recorded_by_id,
         recorded_at=item.created_at,
         removed_by_id=actor.id,
         removed_at=now_utc(),
@@ -150,6 +145,10 @@ def delete_score(actor: User, item: OutcomeScore) -> ScoreRemoval:
     db.session.delete(item)
     db.session.flush()
     return removal
+
+
+# What a removal keeps of the score, to put it back as it was (besides its id and when it was recorded).
+_KEPT_ON_REMOVAL = ("referral_id", "instrument_id", "phase", "measured_on", "score", "recorded_by_id")
 
 
 def undoable(removal: ScoreRemoval) -> bool:
@@ -172,15 +171,7 @@ def undo_removal(actor: User, removal: ScoreRemoval, referral: Referral) -> Outc
         raise Conflict(
             f"Another {removal.phase.value} {removal.instrument.code} score was recorded since; remove it first."
         )
-    item = OutcomeScore(
-        referral_id=removal.referral_id,
-        instrument_id=removal.instrument_id,
-        phase=removal.phase,
-        measured_on=removal.measured_on,
-        score=removal.score,
-        recorded_by_id=removal.recorded_by_id,
-        created_at=removal.recorded_at,
-    )
+    item = OutcomeScore(**{name: getattr(removal, name) for name in _KEPT_ON_REMOVAL}, created_at=removal.recorded_at)
     item.public_id = removal.score_public_id
     db.session.delete(removal)
     db.session.add(item)

@@ -1,13 +1,11 @@
 """Partner admins manage their colleagues: invite, deactivate, reactivate (their own organization only)."""
 
-import uuid
-
 from flask import Blueprint, flash, redirect, url_for
 from flask_login import current_user
 
 from portal.accounts import services as accounts
 from portal.accounts.queries import visible_users
-from portal.accounts.views import resend_invitation_and_return, set_enabled_and_return
+from portal.accounts.views import add_account_routes
 from portal.core.errors import UserError
 from portal.core.forms import form_page
 from portal.core.permissions import Permission, Role, requires
@@ -41,19 +39,4 @@ def users():
     return form_page("partners/users.html", form, users=colleagues)
 
 
-@bp.post("/users/<uuid:user_id>/deactivate")
-@requires(Permission.PARTNER_USERS_MANAGE)
-def deactivate_user(user_id: uuid.UUID):
-    return set_enabled_and_return(user_id, False, "partners.users")
-
-
-@bp.post("/users/<uuid:user_id>/reactivate")
-@requires(Permission.PARTNER_USERS_MANAGE)
-def reactivate_user(user_id: uuid.UUID):
-    return set_enabled_and_return(user_id, True, "partners.users")
-
-
-@bp.post("/users/<uuid:user_id>/resend")
-@requires(Permission.PARTNER_USERS_MANAGE)
-def resend_invitation(user_id: uuid.UUID):
-    return resend_invitation_and_return(user_id, "partners.users")
+add_account_routes(bp, Permission.PARTNER_USERS_MANAGE, back="partners.users")
