@@ -64,6 +64,13 @@ def render_subject(template: str, context: dict) -> str:
     return " ".join(subject.split())
 
 
+def render_body_text(template: str, context: dict) -> str:
+    """The plain-text body of one message without the layout around it: what a digest keeps of it."""
+    txt = environment().get_template(f"{template}.txt")
+    ctx = {**context, **_globals(template), "subject": render_subject(template, context)}
+    return "".join(txt.blocks["body"](txt.new_context(ctx))).strip()
+
+
 def render(template: str, context: dict) -> Rendered:
     kind_of(template)  # unknown names fail loudly
     env = environment()

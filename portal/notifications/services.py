@@ -128,7 +128,7 @@ def fold_digest(recipient: str, period: DeliveryMode) -> OutboxMessage | None:
     The caller commits. Two digest runs at once cannot both fold the same rows: the
     conditional UPDATE claims them, and a short count means another run got there first.
     """
-    from portal.notifications.rendering import render_subject
+    from portal.notifications.rendering import render_body_text, render_subject
 
     held = db.session.scalars(
         select(OutboxMessage)
@@ -141,7 +141,16 @@ def fold_digest(recipient: str, period: DeliveryMode) -> OutboxMessage | None:
     ).all()
     if not held:
         return None
-    items = [{"subject": _subject_or_label(render_subject, m), "link": m.context.get("link")} for m in held]
+    # Each folded message keeps its own words and figures (a monthly summary's numbers, a status), not only its
+    # subject; no message carries PHI, so neither does the digest.
+    items = [
+        {
+            "subject": _subject_or_label(render_subject, m),
+            "text": _body_or_nothing(render_body_text, m),
+            "link": m.context.get("link"),
+        }
+        for m in held
+    ]
     ids = [m.id for m in held]
     digest = OutboxMessage(
         recipient=recipient,
@@ -171,6 +180,13 @@ def _subject_or_label(render_subject, message: OutboxMessage) -> str:
         return render_subject(message.template, message.context)
     except Exception:  # a bad row must not block everyone else's digest
         return message.template.replace("_", " ").capitalize()
+
+
+def _body_or_nothing(render_body_text, message: OutboxMessage) -> str:
+    try:
+        return render_body_text(message.template, message.context)
+    except Exception:  # as for the subject: one bad row must not block the digest
+        return ""
 
 
 def _digest_key(period: DeliveryMode, recipient: str, ids: Iterable[int]) -> str:

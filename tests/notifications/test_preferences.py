@@ -6,6 +6,7 @@ from portal.audit.models import AuditEvent
 from portal.core.permissions import Role
 from portal.notifications.catalog import Category
 from portal.notifications.models import DeliveryMode, NotificationPreference, OutboxMessage, OutboxState
+from portal.notifications.rendering import render
 from portal.notifications.services import enqueue, fold_digest, set_preferences
 from tests import factories
 
@@ -89,6 +90,20 @@ def test_digest_folds_held_messages_into_one_email(db):
     assert other.state is OutboxState.PENDING
     assert fold_digest(user.email, DeliveryMode.DAILY) is None  # nothing left to fold
     assert fold_digest(user.email, DeliveryMode.WEEKLY) is None
+
+
+def test_a_digest_keeps_each_messages_figures_and_links(db):
+    user = factories.make_user(Role.PARTNER)
+    set_preferences(user, {Category.DIGESTS: DeliveryMode.WEEKLY})
+    enqueue(user.email, "monthly_digest", organization="Org", month="October 2026", referrals=14, seen=12, mcid_rate=58)
+    db.session.flush()
+    digest = fold_digest(user.email, DeliveryMode.WEEKLY)
+    (item,) = digest.context["items"]
+    assert item["subject"] == "Org: your referrals in October 2026"
+    assert "Referrals sent:                       14" in item["text"] and "rate:   58%" in item["text"]
+    with db.session.no_autoflush:
+        out = render(digest.template, digest.context)
+    assert "58%" in out.text and "58%" in out.html and "Patients seen" in out.text
 
 
 def test_digest_command_builds_one_per_recipient(app, db):

@@ -45,8 +45,8 @@ CONTEXTS = {
     "digest": {
         "period": "daily",
         "items": [
-            {"subject": "Referral RB-7KQ2M9XA: Scheduled", "link": LINK},
-            {"subject": "Check-in due: Lakeside Orthopedics", "link": None},
+            {"subject": "Referral RB-7KQ2M9XA: Scheduled", "text": "Your referral is now scheduled.", "link": LINK},
+            {"subject": "Check-in due: Lakeside Orthopedics", "link": None},  # queued before digests kept text
         ],
     },
 }
@@ -107,10 +107,13 @@ def test_subject_cannot_inject_headers(app):
     assert "\n" not in msg["Subject"]
 
 
-def test_suppressed_small_numbers_are_explained(app):
+def test_suppressed_small_numbers_read_as_counts_not_percentages(app):
     with app.app_context():
         out = render("monthly_digest", {**CONTEXTS["monthly_digest"], "seen": "<11", "mcid_rate": "<11"})
-    assert "fewer than 11 patients" in out.text and "&lt;11" in out.html
+    rate = next(line for line in out.text.splitlines() if line.startswith("Meaningful improvement"))
+    assert rate.endswith("fewer than 11 patients (not shown, to protect their privacy)")
+    assert "<11" not in out.text and "&lt;11" not in out.html and "%" not in rate
+    assert "Referrals sent:                       23" in out.text  # a shown figure stays a figure
 
 
 # --- no PHI ------------------------------------------------------------------------------
