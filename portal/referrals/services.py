@@ -8,7 +8,7 @@ reference number and a link, never PHI.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.exc import StaleDataError
@@ -185,7 +185,14 @@ def add_note(actor: User, referral: Referral, note: str | None, files: list) -> 
             EventKind.ATTACHMENT,
             note=f"{len(checked)} attachment{'s' if len(checked) > 1 else ''} added",
         )
-    referral.updated_at = now_utc()
+    # A note changes no state: bump updated_at (the FHIR Task's lastUpdated) without the version that guards
+    # status changes, so two people adding notes at once both succeed instead of one failing at commit.
+    db.session.execute(
+        update(Referral)
+        .where(Referral.id == referral.id)
+        .values(updated_at=now_utc())
+        .execution_options(synchronize_session=False)
+    )
     record(AuditAction.REFERRAL_NOTE_ADDED, actor=actor, obj=referral, patient_id=referral.patient.public_id)
 
 

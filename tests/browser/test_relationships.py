@@ -23,11 +23,11 @@ def test_touchpoint_check_in_event_and_rsvp(page):
     page.wait_for_url("**/staff/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Partners").click()
     page.wait_for_url("**/relationships/")
-    assert page.get_by_role("heading", name="Partner relationships").is_visible()
+    expect(page.get_by_role("heading", name="Partner relationships")).to_be_visible()
     assert axe_violations(page) == []
 
     page.get_by_role("link", name="Lakeside Orthopedics").click()
-    assert page.get_by_role("heading", name="Log a touchpoint").is_visible()
+    expect(page.get_by_role("heading", name="Log a touchpoint")).to_be_visible()
     assert axe_violations(page) == []
     form = page.locator("form", has=page.get_by_role("button", name="Log touchpoint"))
     form.get_by_label("Kind").select_option(label="Lunch")
@@ -35,9 +35,9 @@ def test_touchpoint_check_in_event_and_rsvp(page):
     form.get_by_label("Note").fill("Lunch with the surgical team about the new ACL protocol.")
     form.get_by_label("Next check-in").fill(check_in.isoformat())
     form.get_by_role("button", name="Log touchpoint").click()
-    assert page.get_by_text("Touchpoint logged and next check-in set.").is_visible()
-    assert page.get_by_text("Lunch with the surgical team about the new ACL protocol.").is_visible()
-    assert page.locator("#next-check-in").inner_text() == f"{check_in:%b} {check_in.day}, {check_in.year}"
+    expect(page.get_by_text("Touchpoint logged and next check-in set.")).to_be_visible()
+    expect(page.get_by_text("Lunch with the surgical team about the new ACL protocol.")).to_be_visible()
+    expect(page.locator("#next-check-in")).to_have_text(f"{check_in:%b} {check_in.day}, {check_in.year}")
 
     page.get_by_role("link", name="Partner relationships").click()
     page.get_by_role("navigation", name="Relationship workspace").get_by_role("link", name="Events").click()
@@ -46,7 +46,7 @@ def test_touchpoint_check_in_event_and_rsvp(page):
     page.get_by_label("Starts").fill(f"{practice_today() + timedelta(days=10)}T17:30")
     page.get_by_label("Where").fill("Online")
     page.get_by_role("button", name="Save event").click()
-    assert page.get_by_text("Event “Shoulder rehab webinar” published.").is_visible()
+    expect(page.get_by_text("Event “Shoulder rehab webinar” published.")).to_be_visible()
     assert axe_violations(page) == []
     sign_out(page)
 
